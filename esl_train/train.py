@@ -1,0 +1,315 @@
+"""The training loop: one loop for every model, resumable after an interrupt.
+
+Determinism: the sample order of epoch e comes from a generator seeded with
+(seed, e), and the global torch RNG (rate encoding, dropout) is saved in the
+resume file, so an interrupted run that resumes ends with the same weights as
+an uninterrupted one with the same seed.
+
+Files, beside ``out`` (e.g. runs/x/model.pt):
+    model.pt           best-validation model (written at the end)
+    model.resume.pt    latest training state (every ``save_every`` steps and each epoch)
+    model.log.csv/json one row per epoch (and, with ESL, per mask update)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from esl_train.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    atomic_save,
+    make_checkpoint,
+    safe_torch_load,
+    save_checkpoint,
+)
+from esl_train.data import Split, Splits
+from esl_train.models import SNNModel, build_model
+
+
+@dataclass
+class TrainConfig:
+    out: str
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_final: float | None = None
+    lr_schedule: str = "const"  # const | exp | cosine (per epoch)
+    optimizer: str = "adam"  # adam | sgd
+    clip_grad_norm: float | None = None
+    weight_decay: float = 0.0
+    seed: int = 0
+    save_every: int = 50
+    eval_batch_size: int = 500
+    dataset: str = "mnist-embedded"
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Sparsifier(Protocol):
+    """What the loop needs from a sparsifier (ESL): called after optimizer.step()."""
+
+    masks: dict[str, torch.Tensor]
+    explored: dict[str, torch.Tensor]
+
+    def step(self) -> dict[str, Any] | None: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Checkpoint
+    log: list[dict[str, Any]]
+    test_acc: float
+    val_acc: float
+
+
+class Interrupted(Exception):
+    """Raised by a stop callback in tests to simulate a kill between steps."""
+
+
+def run_paths(out: str | Path) -> dict[str, Path]:
+    out = Path(out)
+    stem = out.with_suffix("")
+    return {
+        "model": out,
+        "resume": stem.with_name(stem.name + ".resume.pt"),
+        "csv": stem.with_name(stem.name + ".log.csv"),
+        "json": stem.with_name(stem.name + ".log.json"),
+    }
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate for an epoch: exponential or cosine decay from lr to lr_final."""
+    final = cfg.lr if cfg.lr_final is None else cfg.lr_final
+    frac = epoch / max(1, cfg.epochs - 1)
+    if cfg.lr_schedule == "exp":
+        return cfg.lr * (final / cfg.lr) ** frac
+    if cfg.lr_schedule == "cosine":
+        return final + (cfg.lr - final) * 0.5 * (1 + math.cos(math.pi * frac))
+    if cfg.lr_schedule == "const":
+        return cfg.lr
+    raise ValueError(f"unknown lr schedule {cfg.lr_schedule!r} (const, exp, cosine)")
+
+
+def make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adam, sgd)")
+
+
+@torch.no_grad()
+def evaluate(model: SNNModel, split: Split, batch_size: int = 500) -> tuple[float, float]:
+    """Mean loss and accuracy of a model on a split (eval mode)."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(split.y), batch_size):
+        x, y = split.x[i : i + batch_size], split.y[i : i + batch_size]
+        out = model(x)
+        loss_sum += float(model.loss(out, y)) * len(y)
+        correct += int((model.predict(out) == y).sum())
+    model.train(was_training)
+    n = max(1, len(split.y))
+    return loss_sum / n, correct / n
+
+
+def _write_logs(rows: list[dict[str, Any]], paths: dict[str, Path]) -> None:
+    epoch_rows = [r for r in rows if r.get("kind", "epoch") == "epoch"]
+    keys: list[str] = []
+    for r in epoch_rows:
+        keys += [k for k in r if k not in keys]
+    for key, text in (
+        ("json", json.dumps(rows, indent=1)),
+        ("csv", _csv_text(epoch_rows, keys)),
+    ):
+        fd, tmp = tempfile.mkstemp(dir=paths[key].parent, prefix=f".{paths[key].name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, paths[key])
+
+
+def _csv_text(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _config_key(cfg: TrainConfig, arch: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a resume to continue the same run."""
+    key = asdict(cfg)
+    for k in ("out", "save_every", "eval_batch_size", "extra_meta"):
+        key.pop(k)
+    return {"config": key, "arch": arch}
+
+
+def train(
+    arch: dict[str, Any],
+    data: Splits,
+    cfg: TrainConfig,
+    *,
+    sparsifier_factory: Callable[[SNNModel, torch.optim.Optimizer], Sparsifier] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> TrainResult:
+    """Train, checkpointing for resume; returns the best-validation checkpoint.
+
+    ``stop_after_steps`` raises Interrupted after that many steps of this call
+    (tests use it to simulate a kill at an exact point).
+    """
+    paths = run_paths(cfg.out)
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
+    model = build_model(arch)
+    opt = make_optimizer(cfg, model.parameters())
+    sparsifier = sparsifier_factory(model, opt) if sparsifier_factory else None
+    key = _config_key(cfg, model.arch)
+    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val": -1.0,
+                             "best_state": None, "best_epoch": -1, "log": [], "done": False}
+    if resume and paths["resume"].exists():
+        saved = safe_torch_load(paths["resume"], "resume file")
+        if not isinstance(saved, dict) or saved.get("key") != key:
+            raise CheckpointError(
+                f"{paths['resume']}: was written by a run with other settings; "
+                "use the same flags, or another --out"
+            )
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        if sparsifier is not None:
+            sparsifier.load_state_dict(saved["sparsifier"])
+        torch.set_rng_state(saved["rng"])
+        state = saved["state"]
+    elif resume:
+        print(f"no resume file at {paths['resume']}; starting from scratch")
+
+    def save_resume() -> None:
+        atomic_save(
+            {
+                "key": key,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "sparsifier": sparsifier.state_dict() if sparsifier else None,
+                "rng": torch.get_rng_state(),
+                "state": state,
+            },
+            paths["resume"],
+        )
+
+    n = len(data.train.y)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    steps_this_call = 0
+    model.train()
+    while state["epoch"] < cfg.epochs and not state["done"]:
+        epoch = state["epoch"]
+        lr = lr_at(cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        t0 = time.perf_counter()
+        bar = tqdm(total=steps_per_epoch, initial=state["step_in_epoch"], disable=not progress,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch")
+        sums = state.setdefault("epoch_sums", {"loss": 0.0, "correct": 0, "seen": 0})
+        while state["step_in_epoch"] < steps_per_epoch:
+            i = state["step_in_epoch"] * cfg.batch_size
+            idx = order[i : i + cfg.batch_size]
+            x, y = data.train.x[idx], data.train.y[idx]
+            out = model(x)
+            loss = model.loss(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+            opt.step()
+            if sparsifier is not None:
+                update = sparsifier.step()
+                if update:
+                    state["log"].append({"kind": "mask_update", "step": state["global_step"],
+                                         **update})
+            sums["loss"] += float(loss) * len(y)
+            sums["correct"] += int((model.predict(out.detach()) == y).sum())
+            sums["seen"] += len(y)
+            state["step_in_epoch"] += 1
+            state["global_step"] += 1
+            steps_this_call += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+            if state["step_in_epoch"] % cfg.save_every == 0:
+                save_resume()
+            if stop_after_steps is not None and steps_this_call >= stop_after_steps:
+                bar.close()
+                save_resume()
+                raise Interrupted(f"stopped after {steps_this_call} steps")
+        bar.close()
+        val_loss, val_acc = evaluate(model, data.val, cfg.eval_batch_size)
+        row = {
+            "kind": "epoch", "epoch": epoch + 1, "step": state["global_step"], "lr": lr,
+            "train_loss": sums["loss"] / max(1, sums["seen"]),
+            "train_acc": sums["correct"] / max(1, sums["seen"]),
+            "val_loss": val_loss, "val_acc": val_acc,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        if sparsifier is not None:
+            row.update({f"density/{k}": float(m.float().mean()) for k, m in sparsifier.masks.items()})
+        state["log"].append(row)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
+                f"train {row['train_acc']:.4f}  val {val_acc:.4f}  lr {lr:.2e}"
+            )
+        if val_acc > state["best_val"]:
+            state["best_val"], state["best_epoch"] = val_acc, epoch + 1
+            state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if sparsifier is not None:
+                state["best_masks"] = {k: m.clone() for k, m in sparsifier.masks.items()}
+                state["best_explored"] = {k: m.clone() for k, m in sparsifier.explored.items()}
+        state["epoch"] += 1
+        state["step_in_epoch"] = 0
+        state.pop("epoch_sums")
+        save_resume()
+        _write_logs(state["log"], paths)
+
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    _, test_acc = evaluate(model, data.test, cfg.eval_batch_size)
+    meta = {
+        "dataset": data.name,
+        "seed": cfg.seed,
+        "epochs": cfg.epochs,
+        "best_epoch": state["best_epoch"],
+        "val_acc": state["best_val"],
+        "test_acc": test_acc,
+        "train": {k: v for k, v in asdict(cfg).items() if k not in ("out", "extra_meta")},
+        "esl": sparsifier.describe() if sparsifier else None,
+        **cfg.extra_meta,
+    }
+    ckpt = make_checkpoint(
+        model,
+        masks=state.get("best_masks") if sparsifier else None,
+        explored=state.get("best_explored") if sparsifier else None,
+        meta=meta,
+    )
+    save_checkpoint(ckpt, paths["model"])
+    state["done"] = True
+    save_resume()
+    _write_logs(state["log"], paths)
+    return TrainResult(ckpt, state["log"], test_acc, state["best_val"])

@@ -1,0 +1,373 @@
+"""Hardware targets: per-platform energy tables, one YAML file per platform.
+
+Every number lives in a YAML file next to this module (or in a user's own file), with
+its status, source and derivation; this loader only reads and validates them.
+
+Schema (unknown keys at any level are rejected)::
+
+    name: truenorth                  # required; lowercase letters, digits, '.', '_', '-'
+    aliases: [tn]                    # optional; other names the platform resolves by
+    description: ...                 # required
+    kind: neuromorphic               # required; one of KINDS
+    connection_op: sop               # required; the op one evaluated connection is priced as
+    energy:                          # required, non-empty; keys from OP_KINDS
+      sop: {joules: 1.2516e-11, status: back-computed, source: ..., derivation: ...}
+    static_power: {watts: ..., status: ..., source: ..., derivation: ...}    # optional
+    chip_power: {watts: ..., status: ..., source: ..., derivation: ...}      # optional
+    tick: {seconds: 0.001, status: ..., source: ..., derivation: ...}        # optional
+    core: {axons: 256, neurons: 256, axon_types: 4, weight_bits: 9,          # optional
+           cores_per_chip: 4096, max_delay: 15, status: ..., source: ..., derivation: ...}
+
+Op kinds: ``flop`` (one floating-point operation; the ESL-SNNs GPU convention charges one
+per connection), ``mac`` (multiply-accumulate), ``ac`` (accumulate only), ``sop`` (one spike
+delivered over one synapse), ``neuron_update`` (one neuron state update).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "KINDS",
+    "OP_KINDS",
+    "STATUSES",
+    "CoreGeometry",
+    "OpEnergy",
+    "Platform",
+    "Provenance",
+    "TargetError",
+    "builtin_platforms",
+    "load_platform",
+    "load_platform_file",
+    "load_platforms",
+]
+
+OP_KINDS = ("flop", "mac", "ac", "sop", "neuron_update")
+STATUSES = ("published", "back-computed", "derived")
+KINDS = ("neuromorphic", "gpu", "cpu", "asic")
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+# PyYAML (YAML 1.1) reads 26e-12 or 1e-11 as strings; accept those spellings as numbers.
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_CITED = ("status", "source", "derivation")
+_TOP_REQUIRED = ("name", "description", "kind", "connection_op", "energy")
+_TOP_OPTIONAL = ("aliases", "static_power", "chip_power", "tick", "core")
+_CORE_INTS = ("axons", "neurons", "axon_types", "weight_bits", "cores_per_chip", "max_delay")
+
+
+class TargetError(Exception):
+    """A bad or unknown hardware target; the message is one line naming the file and field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a number came from."""
+
+    status: str
+    source: str
+    derivation: str
+
+
+@dataclass(frozen=True)
+class OpEnergy:
+    """Energy of one operation of one kind on one platform."""
+
+    kind: str
+    joules: float
+    status: str
+    source: str
+    derivation: str
+
+
+@dataclass(frozen=True)
+class CoreGeometry:
+    """A TrueNorth-style core: crossbar size, axon types, weight width, cores, max delay."""
+
+    axons: int
+    neurons: int
+    axon_types: int
+    weight_bits: int
+    cores_per_chip: int
+    max_delay: int
+
+    def __post_init__(self) -> None:
+        for field in _CORE_INTS:
+            if not _positive_int(getattr(self, field)):
+                raise TargetError(f"core.{field}: must be a positive integer")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """One hardware target, as read from its YAML file."""
+
+    name: str
+    aliases: tuple[str, ...]
+    description: str
+    kind: str
+    connection_op: str
+    energy: Mapping[str, OpEnergy]
+    static_power_w: float | None
+    chip_power_w: float | None
+    tick_s: float | None
+    core: CoreGeometry | None
+    provenance: Mapping[str, Provenance]  # keys: static_power_w, chip_power_w, tick_s, core
+    path: str
+
+    def joules_per(self, op: str) -> float:
+        """Joules for one operation of kind ``op``; TargetError if this platform has no price."""
+        if op not in OP_KINDS:
+            raise TargetError(f"{self.path}: {op!r} is not an op kind (known: {', '.join(OP_KINDS)})")
+        if op not in self.energy:
+            raise TargetError(
+                f"{self.path}: energy.{op}: platform {self.name!r} does not price {op!r}; "
+                f"it prices: {', '.join(self.energy)}"
+            )
+        return self.energy[op].joules
+
+
+class _Reader:
+    """Validates one parsed YAML document; every error names the file and the field."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, field: str, problem: str) -> TargetError:
+        return TargetError(f"{self.path}: {field}: {problem}" if field else f"{self.path}: {problem}")
+
+    def mapping(self, value: Any, field: str, required: Sequence[str],
+                optional: Sequence[str] = ()) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            what = "must be a mapping" if field else "top level must be a mapping"
+            raise self.fail(field, f"{what}, got {_typename(value)}")
+        for key in value:
+            if key not in required and key not in optional:
+                known = ", ".join([*required, *optional])
+                raise self.fail(_join(field, str(key)), f"unknown key (known: {known})")
+        for key in required:
+            if key not in value:
+                raise self.fail(_join(field, key), "missing required field")
+        return value
+
+    def text(self, value: Any, field: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            got = repr(value) if isinstance(value, str) else _typename(value)
+            raise self.fail(field, f"must be a non-empty string, got {got}")
+        return value.strip()
+
+    def choice(self, value: Any, field: str, allowed: Sequence[str]) -> str:
+        if value not in allowed:
+            raise self.fail(field, f"must be one of {', '.join(allowed)}, got {value!r}")
+        return str(value)
+
+    def name(self, value: Any, field: str) -> str:
+        text = self.text(value, field)
+        if not _NAME.fullmatch(text):
+            raise self.fail(field, f"{text!r} is not a valid name (lowercase a-z, 0-9, . _ -)")
+        return text
+
+    def positive(self, value: Any, field: str) -> float:
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        spelled = isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
+        number = float(value) if numeric or spelled else math.nan
+        if not math.isfinite(number) or number <= 0:
+            raise self.fail(field, f"must be a positive finite number, got {value!r}")
+        return number
+
+    def provenance(self, node: dict[str, Any], field: str) -> Provenance:
+        return Provenance(
+            status=self.choice(node["status"], _join(field, "status"), STATUSES),
+            source=self.text(node["source"], _join(field, "source")),
+            derivation=self.text(node["derivation"], _join(field, "derivation")),
+        )
+
+    def quantity(self, value: Any, field: str, unit: str) -> tuple[float, Provenance]:
+        node = self.mapping(value, field, (unit, *_CITED))
+        return self.positive(node[unit], _join(field, unit)), self.provenance(node, field)
+
+    def platform(self, doc: Any) -> Platform:
+        top = self.mapping(doc, "", _TOP_REQUIRED, _TOP_OPTIONAL)
+        name = self.name(top["name"], "name")
+        raw_aliases = top.get("aliases") or []
+        if not isinstance(raw_aliases, list):
+            raise self.fail("aliases", f"must be a list of names, got {_typename(raw_aliases)}")
+        aliases = tuple(self.name(a, f"aliases[{i}]") for i, a in enumerate(raw_aliases))
+        if len({name, *aliases}) != 1 + len(aliases):
+            raise self.fail("aliases", "repeats the platform name or another alias")
+        energy_node = top["energy"]
+        if not isinstance(energy_node, dict) or not energy_node:
+            raise self.fail("energy", "must be a non-empty mapping of op kind to price")
+        energy: dict[str, OpEnergy] = {}
+        for op, node in energy_node.items():
+            field = f"energy.{op}"
+            self.choice(op, field, OP_KINDS)
+            joules, cited = self.quantity(node, field, "joules")
+            energy[op] = OpEnergy(op, joules, cited.status, cited.source, cited.derivation)
+        connection_op = top["connection_op"]
+        if not isinstance(connection_op, str) or connection_op not in energy:
+            raise self.fail("connection_op", f"{connection_op!r} has no price under energy "
+                            f"(priced: {', '.join(energy)})")
+        provenance: dict[str, Provenance] = {}
+        scalars: dict[str, float | None] = {}
+        for key, unit, attr in (("static_power", "watts", "static_power_w"),
+                                ("chip_power", "watts", "chip_power_w"),
+                                ("tick", "seconds", "tick_s")):
+            scalars[attr] = None
+            if key in top:
+                scalars[attr], provenance[attr] = self.quantity(top[key], key, unit)
+        core = None
+        if "core" in top:
+            node = self.mapping(top["core"], "core", (*_CORE_INTS, *_CITED))
+            for key in _CORE_INTS:
+                if not _positive_int(node[key]):
+                    raise self.fail(f"core.{key}", f"must be a positive integer, got {node[key]!r}")
+            core = CoreGeometry(**{key: node[key] for key in _CORE_INTS})
+            provenance["core"] = self.provenance(node, "core")
+        return Platform(
+            name=name,
+            aliases=aliases,
+            description=self.text(top["description"], "description"),
+            kind=self.choice(top["kind"], "kind", KINDS),
+            connection_op=connection_op,
+            energy=MappingProxyType(energy),
+            static_power_w=scalars["static_power_w"],
+            chip_power_w=scalars["chip_power_w"],
+            tick_s=scalars["tick_s"],
+            core=core,
+            provenance=MappingProxyType(provenance),
+            path=self.path,
+        )
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _join(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
+def _typename(value: Any) -> str:
+    return "nothing (empty)" if value is None else type(value).__name__
+
+
+def _parse(text: str, path: str) -> Platform:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise TargetError(f"{path}: {where}invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise TargetError(f"{path}: invalid YAML: {exc}") from None
+    return _Reader(path).platform(doc)
+
+
+def load_platform_file(path: str | os.PathLike[str]) -> Platform:
+    """Read and validate one platform YAML file."""
+    shown = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TargetError(f"{shown}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TargetError(f"{shown}: cannot read: {exc}") from None
+    return _parse(text, shown)
+
+
+def builtin_platforms() -> dict[str, Platform]:
+    """The platforms shipped with this package, by name."""
+    registry: dict[str, Platform] = {}
+    for entry in sorted(resources.files(__name__).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith((".yaml", ".yml")):
+            _register(registry, _parse(entry.read_text(encoding="utf-8"), str(entry)))
+    return {name: p for name, p in registry.items() if p.name == name}
+
+
+def _register(registry: dict[str, Platform], platform: Platform) -> None:
+    """Add a platform under its name and aliases; a name another file uses is an error."""
+    for field, key in (("name", platform.name), *(("aliases", a) for a in platform.aliases)):
+        other = registry.get(key)
+        if other is not None and other is not platform:
+            raise TargetError(
+                f"{platform.path}: {field}: {key!r} is already used by {other.path} "
+                "(give the platform a different name)"
+            )
+        registry[key] = platform
+
+
+def _looks_like_path(spec: str | os.PathLike[str]) -> bool:
+    if not isinstance(spec, str):
+        return True
+    return spec.endswith((".yaml", ".yml")) or "/" in spec or os.sep in spec
+
+
+def _registry(
+    files: Sequence[str | os.PathLike[str]],
+) -> tuple[dict[str, Platform], dict[Path, Platform]]:
+    """Built-in platforms plus ``files``, by name/alias and by resolved file path."""
+    registry: dict[str, Platform] = {}
+    by_path: dict[Path, Platform] = {}
+    for platform in builtin_platforms().values():
+        _register(registry, platform)
+        by_path[Path(platform.path).resolve()] = platform
+    for file in files:
+        resolved = Path(file).resolve()
+        if resolved not in by_path:
+            by_path[resolved] = load_platform_file(file)
+            _register(registry, by_path[resolved])
+    return registry, by_path
+
+
+def _unknown(spec: str, registry: Mapping[str, Platform]) -> TargetError:
+    platforms = sorted({p.name: p for p in registry.values()}.values(), key=lambda p: p.name)
+    known = ", ".join(f"{p.name} ({', '.join(p.aliases)})" if p.aliases else p.name
+                      for p in platforms)
+    return TargetError(f"unknown platform {spec!r}; known: {known}; or give a path to a .yaml file")
+
+
+def load_platforms(
+    spec: str | Sequence[str | os.PathLike[str]],
+    extra_files: Sequence[str | os.PathLike[str]] = (),
+) -> list[Platform]:
+    """Platforms for ``"gpu,truenorth"`` or a list of names, aliases and YAML paths.
+
+    ``extra_files`` are the user's own YAML files; their platforms resolve by name too.
+    Paths in ``spec`` take part in the duplicate-name check. Repeats are returned once.
+    """
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    items = [s for s in items if not isinstance(s, str) or s]
+    if not items:
+        raise TargetError(f"no platform given in {spec!r}")
+    paths = [s for s in items if _looks_like_path(s)]
+    registry, by_path = _registry([*extra_files, *paths])
+    chosen: dict[str, Platform] = {}
+    for item in items:
+        if _looks_like_path(item):
+            platform = by_path[Path(item).resolve()]
+        elif (key := str(item).strip().lower()) in registry:
+            platform = registry[key]
+        else:
+            raise _unknown(str(item), registry)
+        chosen.setdefault(platform.name, platform)
+    return list(chosen.values())
+
+
+def load_platform(
+    name_or_path: str | os.PathLike[str],
+    extra_files: Sequence[str | os.PathLike[str]] = (),
+) -> Platform:
+    """One platform by name, alias or path to a YAML file."""
+    return load_platforms([name_or_path], extra_files)[0]
