@@ -96,6 +96,13 @@ def safe_torch_load(path: str | Path, what: str = "file") -> Any:
         raise CheckpointError(f"{path}: is a directory, expected a {what}")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not a torch {what} (truncated, corrupted or another format)")
+    try:  # torch does not check the members' CRCs: flipped bytes in a tensor would load silently
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"{path}: corrupted {what} ({exc})") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupted {what} (checksum mismatch in {bad})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -245,14 +245,15 @@ def train(
                 if update:
                     state["log"].append({"kind": "mask_update", "step": state["global_step"],
                                          **update})
-            sums["loss"] += float(loss) * len(y)
+            loss_value = loss.item()
+            sums["loss"] += loss_value * len(y)
             sums["correct"] += int((model.predict(out.detach()) == y).sum())
             sums["seen"] += len(y)
             state["step_in_epoch"] += 1
             state["global_step"] += 1
             steps_this_call += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}")
             if state["step_in_epoch"] % cfg.save_every == 0:
                 save_resume()
             if stop_after_steps is not None and steps_this_call >= stop_after_steps:

@@ -89,7 +89,7 @@ def good(tmp_path: Path) -> Path:
 def _tampered(good: Path, tmp_path: Path, change) -> Path:
     raw = torch.load(good, weights_only=True)
     change(raw)
-    path = tmp_path / "bad.pt"
+    path = tmp_path / f"bad-{change.__name__}.pt"
     torch.save(raw, path)
     return path
 
