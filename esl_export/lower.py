@@ -174,7 +174,7 @@ class _Builder:
                     short = self.last
                 self.add(f"{p}.add", Add(shape), inputs=[main, short])
                 self.lif(f"{p}.lif2", shape)
-        c, h, w = shape
+        _, h, w = shape
         if h != w:
             raise GraphError(f"resnet19: global pooling of a {h}x{w} map needs a square map")
         pool = AvgPool2d(h, shape)  # type: ignore[arg-type]

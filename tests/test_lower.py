@@ -24,7 +24,7 @@ def _spiking_model(arch: dict) -> torch.nn.Module:
     torch.manual_seed(0)
     model = build_model(arch)
     with torch.no_grad():
-        for name, w in model.connection_weights().items():
+        for w in model.connection_weights().values():
             w.mul_(3.0)
             mask = torch.rand_like(w) < 0.6  # a sparse model
             w.mul_(mask)

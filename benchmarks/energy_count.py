@@ -1,0 +1,146 @@
+"""Time measured-mode operation counting: esl_energy's counter vs NeuroBench.
+
+Both count the effective synaptic operations (MACs of analog input, ACs/SOPs of
+spikes) of the same multi-spike LIF model on the same digits, with the same batch
+size, in one process, one after the other; the counts are checked to be equal and
+the wall-clock ratio is printed. Each side runs the model's forward itself (ours
+records the spikes, NeuroBench hooks the layers and re-runs each with binarised
+weights), so the times include inference.
+
+The model is the PyTorch module as it is (the mlp-lif computes its constant
+first-layer current once), so ours counts with ``direct_input="once"``; with
+``--step-by-step`` NeuroBench runs the same modules one layer application per time
+step and ours uses the default ``per-step``.
+
+    python benchmarks/energy_count.py [--model LIF.pt] [--samples 1000] [--batch-size 100]
+
+Without ``--model`` a 784-800-10 mlp-lif (T = 8) with an ε = 60 Erdős–Rényi mask
+in the hidden layer and weights scaled so that it spikes is built (untrained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from esl_energy.report import Loaded, load, measure  # noqa: E402
+from esl_export.lower import lower  # noqa: E402
+from esl_train.checkpoint import make_checkpoint  # noqa: E402
+from esl_train.data import load_data  # noqa: E402
+from esl_train.models import build_model  # noqa: E402
+
+
+class StepByStep(nn.Module):
+    """mlp-lif with its first layer applied at every time step (same modules)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        cur = net.fc[0](net.encode(x))
+        for k, lif in enumerate(net.lif):
+            cur = net.fc[k + 1](lif(cur))
+        return cur
+
+
+def demo_model() -> Loaded:
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp-lif", "sizes": [784, 800, 10], "T": 8})
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        w = model.fc[0].weight
+        mask = torch.zeros(w.numel(), dtype=torch.bool)
+        mask[torch.randperm(w.numel(), generator=g)[:95_040]] = True
+        mask = mask.view_as(w)
+        w.mul_(8.0 * mask)
+        model.fc[1].weight.mul_(4.0)
+    ckpt = make_checkpoint(model, masks={"fc.0.weight": mask})
+    model.load_state_dict(ckpt.state_dict)
+    return Loaded("built mlp-lif 784-800-10 T=8 (eps=60 hidden mask)", model.eval(), ckpt,
+                  lower(model, ckpt.masks))
+
+
+def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def neurobench_counter(net: nn.Module, x: torch.Tensor, batch_size: int) -> Callable[[], dict[str, float]]:
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.workload import SynapticOperations
+    from neurobench.models import TorchModel
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)), batch_size=batch_size,
+                        generator=torch.Generator())
+    bench = Benchmark(TorchModel(net), loader, [], [], [[], [SynapticOperations]])
+    return lambda: bench.run(quiet=True)["SynapticOperations"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=None, help="an mlp-lif model.pt (default: build one)")
+    p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--repeat", type=int, default=3, help="best of this many runs each")
+    p.add_argument("--step-by-step", action="store_true",
+                   help="NeuroBench on the step-by-step forward, ours per-step")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    loaded = load(args.model) if args.model else demo_model()
+    if loaded.graph.meta.get("model") != "mlp-lif":
+        print("energy_count: the comparison is written for mlp-lif models", file=sys.stderr)
+        return 2
+    x = load_data("mnist-embedded", limit=args.samples).test.x
+    net = StepByStep(loaded.model) if args.step_by_step else loaded.model
+    direct = "per-step" if args.step_by_step else "once"
+
+    ours_fn = lambda: measure(loaded.model, loaded.graph, x, batch_size=args.batch_size,  # noqa: E731
+                              direct_input=direct)
+    nb_fn = neurobench_counter(net, x, args.batch_size)
+    def forward_only() -> None:
+        with torch.no_grad():
+            for i in range(0, len(x), args.batch_size):
+                net(x[i: i + args.batch_size])
+
+    ours_fn(), nb_fn(), forward_only()  # warm-up (first-call allocations, lazy imports)
+    t_fwd, _ = best_time(forward_only, args.repeat)
+    t_ours, ours = best_time(ours_fn, args.repeat)
+    t_nb, nb = best_time(nb_fn, args.repeat)
+
+    equal = (abs(ours.macs - nb["Effective_MACs"]) < 1e-6 * max(1.0, ours.macs)
+             and abs(ours.sops - nb["Effective_ACs"]) < 1e-6 * max(1.0, ours.sops))
+    print(f"model: {loaded.label}; {len(x):,} mnist-embedded test digits, batch {args.batch_size}, "
+          f"torch threads {torch.get_num_threads()}, best of {args.repeat}; direct input: {direct}")
+    print(f"  esl_energy : {t_ours:7.3f} s   MACs/sample {ours.macs:,.1f}   SOPs/sample {ours.sops:,.1f}")
+    print(f"  NeuroBench : {t_nb:7.3f} s   MACs/sample {nb['Effective_MACs']:,.1f}   "
+          f"ACs/sample {nb['Effective_ACs']:,.1f}")
+    print(f"  forward only (no counting): {t_fwd:.3f} s")
+    print(f"  counts equal: {equal};  NeuroBench / esl_energy time = {t_nb / t_ours:.2f}x "
+          f"(counting overhead beyond the forward: ours {max(0.0, t_ours - t_fwd):.3f} s, "
+          f"NeuroBench {max(0.0, t_nb - t_fwd):.3f} s)")
+    return 0 if equal else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,369 @@
+"""Counting model files, pricing them and rendering the result as a table.
+
+``energy_report(paths, ...)`` is the one-call form (the README's main job ends with
+it); ``evaluate(...)`` returns the numbers as data, ``render(...)`` formats them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tabulate import tabulate
+from tqdm.auto import tqdm
+
+from esl_energy.activity import check_samples, record
+from esl_energy.counting import (
+    DIRECT_INPUT,
+    MODES,
+    Connections,
+    DenseOps,
+    DirectInput,
+    EnergyError,
+    MeasuredOps,
+    OpCount,
+)
+from esl_energy.pricing import Energy, price
+from esl_export.graph import Graph, GraphError
+from esl_export.lower import lower
+from esl_train.checkpoint import Checkpoint, load_model
+from hw_targets import Platform, load_platforms
+
+FORMATS = ("table", "markdown", "csv", "json", "latex")
+_TABLEFMT = {"table": "simple", "markdown": "github", "latex": "latex_booktabs"}
+DEFAULT_DATA = "mnist-embedded"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model file, its rebuilt model and its lowered graph."""
+
+    label: str
+    model: torch.nn.Module
+    checkpoint: Checkpoint
+    graph: Graph
+
+
+@dataclass(frozen=True)
+class ModelEnergy:
+    """One model counted in one mode and priced on each platform."""
+
+    label: str
+    arch: str
+    count: OpCount
+    energies: tuple[Energy, ...]
+    data: str | None = None  # measured: what the samples were
+
+
+def load(path: str | os.PathLike[str]) -> Loaded:
+    """Load model.pt through the one loader and lower it (CheckpointError, EnergyError)."""
+    model, ckpt = load_model(path)
+    try:
+        graph = lower(model, ckpt.masks, source=str(path))  # type: ignore[arg-type]
+    except GraphError as exc:
+        raise EnergyError(f"{path}: {exc}") from None
+    return Loaded(os.fspath(path), model, ckpt, graph)
+
+
+def load_samples(data: str = DEFAULT_DATA, data_dir: str | os.PathLike[str] | None = None,
+                 samples: int = 1000) -> torch.Tensor:
+    """The first ``samples`` test samples of a dataset (balanced over classes; DataError)."""
+    from esl_train.data import load_data
+
+    if samples < 1:
+        raise EnergyError(f"--samples must be a positive number, got {samples}")
+    return load_data(data, data_dir, limit=samples).test.x
+
+
+def measure(model: torch.nn.Module, graph: Graph, x: torch.Tensor, *, batch_size: int = 256,
+            direct_input: DirectInput = "per-step", progress: bool = False,
+            label: str = "") -> OpCount:
+    """Measured-mode count of the model on samples ``x``, per sample."""
+    check_samples(graph, tuple(x.shape[1:]))
+    if batch_size < 1:
+        raise EnergyError(f"batch size must be positive, got {batch_size}")
+    metric = MeasuredOps(graph, direct_input)
+    starts = range(0, len(x), batch_size)
+    for i in tqdm(starts, desc=f"measuring {label}".strip(), unit="batch", disable=not progress,
+                  leave=False):
+        metric(record(model, graph, x[i: i + batch_size]))
+    return metric.compute()
+
+
+def count(loaded: Loaded, mode: str, x: torch.Tensor | None = None, *,
+          direct_input: DirectInput = "per-step", batch_size: int = 256,
+          progress: bool = False) -> OpCount:
+    """Count one loaded model in one mode (measured needs samples ``x``)."""
+    if mode == "connections":
+        return Connections()(loaded.graph)
+    if mode == "dense":
+        return DenseOps(direct_input)(loaded.graph)
+    if mode == "measured":
+        if x is None:
+            raise EnergyError("measured mode needs data (--data)")
+        return measure(loaded.model, loaded.graph, x, batch_size=batch_size,
+                       direct_input=direct_input, progress=progress, label=loaded.label)
+    raise EnergyError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+
+
+def parse_modes(modes: str | Sequence[str]) -> list[str]:
+    items = [m.strip() for m in modes.split(",")] if isinstance(modes, str) else list(modes)
+    items = [m for m in items if m]
+    if not items:
+        raise EnergyError("no mode given")
+    for m in items:
+        if m not in MODES:
+            raise EnergyError(f"unknown mode {m!r}; choose from {', '.join(MODES)}")
+    return list(dict.fromkeys(items))
+
+
+def evaluate(
+    paths: Sequence[str | os.PathLike[str]],
+    platforms: Sequence[Platform],
+    modes: Sequence[str] = ("connections",),
+    data: str | torch.Tensor | None = DEFAULT_DATA,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    samples: int = 1000,
+    direct_input: DirectInput = "per-step",
+    batch_size: int = 256,
+    progress: bool = False,
+) -> list[ModelEnergy]:
+    """Count every model in every mode and price it on every platform."""
+    if direct_input not in DIRECT_INPUT:
+        raise EnergyError(f"direct input must be one of {', '.join(DIRECT_INPUT)}, got {direct_input!r}")
+    loaded = [load(p) for p in paths]
+    x: torch.Tensor | None = None
+    data_label: str | None = None
+    if "measured" in modes:
+        if data is None:
+            raise EnergyError("measured mode needs data (--data)")
+        if isinstance(data, torch.Tensor):
+            x, data_label = data[:samples], f"{min(samples, len(data)):,} given samples"
+        else:
+            x = load_samples(data, data_dir, samples)
+            data_label = f"{len(x):,} test samples of {data}"
+        for m in loaded:
+            check_samples(m.graph, tuple(x.shape[1:]), f"{data_label} for {m.label}")
+    out = []
+    for m in loaded:
+        for mode in modes:
+            c = count(m, mode, x, direct_input=direct_input, batch_size=batch_size, progress=progress)
+            out.append(ModelEnergy(m.label, str(m.graph.meta.get("model", "?")), c,
+                                   tuple(price(c, p) for p in platforms),
+                                   data_label if mode == "measured" else None))
+    return out
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_ops(x: float | None) -> str:
+    """635200 -> '635,200'; 1234.567 -> '1,234.57'; None -> '-'."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{round(x):,}" if float(x).is_integer() else f"{x:,.2f}"
+
+
+def fmt_joules(x: float | None) -> str:
+    """Three significant digits as the paper prints them: 1.13E-05."""
+    return "-" if x is None else f"{x:.2E}"
+
+
+def fmt_density(x: float | None) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.4g}"
+
+
+def _energy_cols(platforms: Sequence[Platform]) -> list[str]:
+    return [f"{p.name} (J)" for p in platforms]
+
+
+def summary_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
+    """One row per model and mode, raw values."""
+    rows = []
+    for r in results:
+        c = r.count
+        measured = c.mode == "measured"
+        row: dict[str, Any] = {
+            "model": r.label,
+            "mode": c.mode,
+            "density": c.density,
+            "ops": c.ops,
+            "MACs": c.macs if measured else None,
+            "SOPs": c.sops if measured else None,
+            "neuron updates": c.neuron_updates,
+        }
+        row.update({f"{e.platform} (J)": e.joules for e in r.energies})
+        rows.append(row)
+    return rows
+
+
+def layer_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
+    """One row per model, mode and connection layer, raw values."""
+    rows = []
+    for r in results:
+        for i, layer in enumerate(r.count.layers):
+            row: dict[str, Any] = {
+                "model": r.label,
+                "mode": r.count.mode,
+                "layer": layer.name,
+                "reads": layer.source,
+                "op": layer.op,
+                "synapses": layer.synapses,
+                "density": layer.synapses / layer.possible if layer.possible else math.nan,
+                "input activity": layer.input_activity,
+                "ops": layer.ops,
+            }
+            row.update({f"{e.platform} (J)": e.layers[i][1] for e in r.energies})
+            rows.append(row)
+    return rows
+
+
+def _display(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if key.endswith("(J)"):
+        return fmt_joules(value)
+    if key in ("density", "input activity"):
+        return fmt_density(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return fmt_ops(value)
+    return str(value)
+
+
+def table(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    """Rows of raw values as a table (table, markdown, latex) or CSV."""
+    if not rows:
+        return ""
+    headers = list(rows[0])
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(headers)
+        for row in rows:
+            writer.writerow(["" if row.get(h) is None else row.get(h) for h in headers])
+        return buf.getvalue().rstrip("\n")
+    body = [[_display(h, row.get(h)) for h in headers] for row in rows]
+    return tabulate(body, headers=headers, tablefmt=_TABLEFMT[fmt], disable_numparse=True,
+                    stralign="right")
+
+
+def notes(results: Sequence[ModelEnergy]) -> list[str]:
+    """What the numbers mean: one line per mode shown and per platform's pricing."""
+    lines = []
+    modes = list(dict.fromkeys(r.count.mode for r in results))
+    for mode in modes:
+        r = next(r for r in results if r.count.mode == mode)
+        c = r.count
+        if mode == "connections":
+            lines.append("connections: one operation per non-zero synapse per inference "
+                         "(the ESL-SNNs count; the same number of FLOPs and SOPs)")
+        elif mode == "dense":
+            lines.append("dense: every possible synapse at every time step of the model's encoding, "
+                         f"no mask (latency coding: one step); direct input counted {c.direct_input}")
+        else:
+            lines.append(f"measured: per sample, mean over {r.data}; effective MACs (analog input) "
+                         f"and SOPs (spike input), summed over time steps; direct input counted "
+                         f"{c.direct_input}")
+    priced: dict[str, dict[str, str]] = {}
+    unpriced: set[str] = set()
+    for r in results:
+        for e in r.energies:
+            priced.setdefault(e.platform, {}).update(dict(e.priced_as))
+            if r.count.neuron_updates is not None and not e.neuron_updates_priced:
+                unpriced.add(e.platform)
+    for name, used in priced.items():
+        how = ", ".join(f"{op} as {kind}" for op, kind in used.items())
+        tail = "; neuron updates not priced (no price in its table)" if name in unpriced else ""
+        lines.append(f"{name}: {how}{tail}")
+    return lines
+
+
+def to_json(results: Sequence[ModelEnergy], layers: bool = False) -> list[dict[str, Any]]:
+    out = []
+    for r in results:
+        c = r.count
+        item: dict[str, Any] = {
+            "model": r.label, "arch": r.arch, "mode": c.mode, "steps": c.steps,
+            "samples": c.samples, "data": r.data, "direct_input": c.direct_input,
+            "connections": c.connections, "density": c.density, "ops": c.ops,
+            "macs": c.macs, "sops": c.sops, "neuron_updates": c.neuron_updates,
+            "energy": {e.platform: {"joules": e.joules, "synaptic_joules": e.synaptic_joules,
+                                    "neuron_joules": e.neuron_joules,
+                                    "priced_as": dict(e.priced_as)} for e in r.energies},
+        }
+        if layers:
+            item["layers"] = [
+                {"name": lc.name, "reads": lc.source, "op": lc.op, "synapses": lc.synapses,
+                 "possible": lc.possible, "ops": lc.ops, "input_activity": lc.input_activity,
+                 "energy": {e.platform: e.layers[i][1] for e in r.energies}}
+                for i, lc in enumerate(c.layers)
+            ]
+        out.append(item)
+    return out
+
+
+def render(results: Sequence[ModelEnergy], fmt: str = "table", layers: bool = False) -> str:
+    """The results as text in one of FORMATS; per-layer rows when ``layers``."""
+    if fmt not in FORMATS:
+        raise EnergyError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "json":
+        return json.dumps(to_json(results, layers), indent=2)
+    summary = summary_rows(results)
+    if fmt == "csv":
+        if not layers:
+            return table(summary, fmt)
+        rows = [{"layer": "all", **row} for row in summary] + layer_rows(results)
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        return table([{k: row.get(k) for k in keys} for row in rows], fmt)
+    parts = [table(summary, fmt)]
+    if layers:
+        parts.append(table(layer_rows(results), fmt))
+    lines = notes(results)
+    if fmt == "latex":
+        parts.append("\n".join(f"% {line}" for line in lines))
+    elif fmt == "markdown":
+        parts.append("\n".join(f"- {line}" for line in lines))
+    else:
+        parts.append("\n".join(f"* {line}" for line in lines))
+    return "\n\n".join(parts)
+
+
+def energy_report(
+    paths: Sequence[str | os.PathLike[str]],
+    platforms: str | Sequence[str] = "gpu,truenorth",
+    modes: str | Sequence[str] = ("connections", "measured"),
+    data: str | torch.Tensor | None = DEFAULT_DATA,
+    *,
+    samples: int = 1000,
+    data_dir: str | os.PathLike[str] | None = None,
+    fmt: str = "table",
+    layers: bool = False,
+    targets_files: Sequence[str | os.PathLike[str]] = (),
+    direct_input: DirectInput = "per-step",
+    batch_size: int = 256,
+    progress: bool = False,
+) -> str:
+    """The energy table of model files, as text.
+
+    ``paths``: model.pt files; ``platforms``: names, aliases or YAML paths
+    (``"gpu,truenorth"``); ``modes``: any of connections, dense, measured;
+    ``data``: a dataset name for ``esl_train.data.load_data`` (its test split, the
+    first ``samples`` samples, balanced over classes) or a tensor of samples;
+    only measured mode reads it. Raises CheckpointError, DataError, TargetError or
+    EnergyError, each with a one-line message.
+    """
+    plats = load_platforms(platforms, targets_files)
+    results = evaluate(list(paths), plats, parse_modes(modes), data, data_dir=data_dir,
+                       samples=samples, direct_input=direct_input, batch_size=batch_size,
+                       progress=progress)
+    return render(results, fmt, layers)

@@ -1,0 +1,434 @@
+"""The exported network as files: framework-neutral, read back without torch or Lava.
+
+A directory::
+
+    manifest.json      format tag and version, the source checkpoint's sha256, the
+                       input code, the time/delay conventions, one entry per stage
+    stage_00.npz ...   one file per stage: the synaptic matrix (CSR arrays ``data``,
+                       ``indices``, ``indptr``, ``shape``, zeros dropped; or ``dense``)
+                       and ``bias`` if any; float64, plain arrays (no pickles)
+
+A *stage* is one connection process followed by one neuron population: the chain of
+linear nodes between two neuron layers of the lowered graph (Conv2d, AvgPool2d,
+Flatten, Affine) composed into one matrix in torch's flatten order. One matrix per
+stage keeps the delay at one step per neuron layer, whatever pooling sits between.
+
+Neurons (``stage.neuron["type"]``):
+
+- ``lif``: u = (1 − du)·u + a_in; v = (1 − dv)·v + u + bias; spike when v > vth,
+  v ← 0 (du = 1, dv = 1 − τ; the paper's u(t) = τ·u(t−1) + I(t) with the bias in I);
+- ``fire-once``: the single-spike neuron in discrete time, see single_spike_dt.py;
+- ``readout``: no neuron, the per-step output is a_in + bias (the logits).
+
+Time (``manifest["time"]``):
+
+- ``clock = "pipelined"`` (LIF networks): each connection process delays by one
+  step, so stage k (1-based) works on the reference's step t − 1 − k at simulator
+  step t (1-based), and its neurons are reset at the first step of each sample,
+  ``t % T == (1 + k) % T``. Stage k's warm-up steps (t ≤ k) see no input but the
+  bias; that reset wipes whatever they did, so no bias gating is needed.
+- ``clock = "shared"`` (single-spike): the one-step delay of each connection is the
+  model's own synaptic delay (a spike at step n charges the next layer from n + 1),
+  so all layers run on one clock: sample s step n is simulator step s·P + n + 1,
+  every layer resets at n = 0 and drops that step's input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from esl_export import single_spike_dt as sdt
+from esl_export.graph import (
+    LIF,
+    Add,
+    Affine,
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    Graph,
+    GraphError,
+    Input,
+    Readout,
+    SingleSpikeIF,
+)
+
+FORMAT = "esl-snn/lava-network"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class ArtifactError(Exception):
+    """An artifact that cannot be written or read; the message is one line."""
+
+
+@dataclass
+class Stage:
+    """One connection process and the neurons it feeds."""
+
+    name: str
+    weight: sparse.csr_matrix | np.ndarray  # [out, in] float64; ndarray for a dense layer
+    bias: np.ndarray | None  # [out] float64
+    neuron: dict[str, Any]  # type and parameters, see the module docstring
+    graded_input: bool  # analog input (needs num_message_bits > 0), else binary spikes
+    shape: tuple[int, ...]  # the neurons' shape
+    layer: str = ""  # the neuron node of the lowered graph (PyTorch's module name)
+
+    @property
+    def connection(self) -> str:
+        return "dense" if isinstance(self.weight, np.ndarray) else "sparse"
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[0])
+
+    def nnz(self) -> int:
+        return int(np.count_nonzero(self.weight)) if isinstance(self.weight, np.ndarray) \
+            else int(self.weight.nnz)
+
+    def csr(self) -> sparse.csr_matrix:
+        return sparse.csr_matrix(self.weight) if isinstance(self.weight, np.ndarray) else self.weight
+
+
+@dataclass
+class Artifact:
+    """What an export holds; ``manifest`` is the parsed manifest.json."""
+
+    kind: str  # "lif" | "single-spike"
+    stages: list[Stage]
+    input: dict[str, Any]  # shape, encoding, analog
+    time: dict[str, Any]
+    source: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps_per_sample(self) -> int:
+        return int(self.time["steps_per_sample"])
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.input["shape"]))
+
+    def dt_network(self) -> sdt.DTNetwork:
+        """The discrete-time reference network of a single-spike artifact (same numbers)."""
+        if self.kind != "single-spike":
+            raise ArtifactError("only single-spike artifacts have a discrete-time mapping")
+        layers = [sdt.DTLayer(s.name, np.asarray(s.csr().todense()), float(s.neuron["du"]),
+                              float(s.neuron["vth"])) for s in self.stages]
+        return sdt.DTNetwork(layers, float(self.time["dt"]), self.steps_per_sample,
+                             float(self.time["tau_syn"]), dict(self.input["encoding"]))
+
+
+# ----------------------------------------------------------------- from the lowered graph
+
+
+def _node_matrix(node: Affine | Conv2d | AvgPool2d) -> tuple[sparse.csr_matrix, np.ndarray | None]:
+    """Matrix in torch's flatten order (masked entries dropped) and per-output bias."""
+    if isinstance(node, Affine):
+        mat = sparse.csr_matrix(np.asarray(node.weight, np.float64) * node.mask)
+        bias = None if node.bias is None else np.asarray(node.bias, np.float64)
+        return mat, bias
+    mat = node.unrolled().astype(np.float64).tocsr()
+    mat.eliminate_zeros()
+    bias = getattr(node, "bias", None)
+    if bias is not None:  # one bias per output channel, repeated over the map
+        per_map = int(np.prod(node.output_shape[1:]))
+        bias = np.repeat(np.asarray(bias, np.float64), per_map)
+    return mat, bias
+
+
+def stages_of_lif_graph(graph: Graph) -> list[Stage]:
+    """Fuse the linear chains of a LIF graph into stages (see the module docstring)."""
+    inp = graph.nodes[graph.input]
+    assert isinstance(inp, Input)
+    analog = inp.encoding.get("kind") in ("direct", "frames")
+    stages: list[Stage] = []
+    mat: sparse.csr_matrix | None = None  # the pending linear chain, None = identity
+    bias: np.ndarray | None = None
+    dense_affine = True  # the chain is one Affine with every connection active
+    names: list[str] = []
+    for name, node in list(graph.nodes.items())[1:]:
+        preds = graph.predecessors(name)
+        if len(preds) != 1:
+            raise GraphError(f"{name}: the Lava export handles chains only ({type(node).__name__} "
+                             f"with {len(preds)} inputs; residual Add nodes are not supported yet)")
+        if isinstance(node, Add):
+            raise GraphError(f"{name}: residual Add nodes are not supported by the Lava export yet")
+        if isinstance(node, Flatten):
+            continue
+        if isinstance(node, Affine | Conv2d | AvgPool2d):
+            m, b = _node_matrix(node)
+            dense_affine = dense_affine and mat is None and isinstance(node, Affine) and bool(node.mask.all())
+            if mat is None:
+                mat, bias = m, b
+            else:  # y = m·(mat·x + bias) + b
+                carried = None if bias is None else m @ bias
+                bias = carried if b is None else (b if carried is None else carried + b)
+                mat = (m @ mat).tocsr()
+                mat.eliminate_zeros()
+            names.append(name)
+            continue
+        if not isinstance(node, LIF | Readout):
+            raise GraphError(f"{name}: the LIF export cannot place a {type(node).__name__} node")
+        if mat is None:
+            raise GraphError(f"{name}: a neuron layer without a connection before it")
+        if isinstance(node, LIF):
+            if node.reset != "zero":
+                raise GraphError(f"{name}: Lava's LIF resets to zero, not {node.reset!r}")
+            neuron = {"type": "lif", "du": 1.0, "dv": 1.0 - node.tau, "vth": node.v_th, "reset": "zero",
+                      "compare": ">", "tau": node.tau}
+        else:
+            neuron = {"type": "readout"}
+        mat.sort_indices()
+        weight: sparse.csr_matrix | np.ndarray = np.asarray(mat.todense()) if dense_affine else mat
+        stages.append(Stage("+".join(names), weight, bias, neuron, analog if not stages else False,
+                            tuple(node.output_shape), name))
+        mat, bias, dense_affine, names = None, None, True, []
+    if mat is not None or not stages or stages[-1].neuron["type"] != "readout":
+        raise GraphError("the LIF export expects the graph to end with a Readout")
+    return stages
+
+
+def from_graph(graph: Graph, source: dict[str, Any], dt: float = sdt.DEFAULT_DT,
+               window: float = sdt.DEFAULT_WINDOW) -> Artifact:
+    """The artifact of a lowered graph; ``source`` describes the checkpoint."""
+    inp = graph.nodes[graph.input]
+    assert isinstance(inp, Input)
+    kinds = {type(n) for n in graph.nodes.values()}
+    if SingleSpikeIF in kinds:
+        net = sdt.network(graph, dt, window)
+        stages = []
+        neurons = [n for n, v in graph.nodes.items() if isinstance(v, SingleSpikeIF)]
+        affines = [n for n, v in graph.nodes.items() if isinstance(v, Affine)]
+        for layer, name, neuron_name in zip(net.layers, affines, neurons, strict=True):
+            node = graph.nodes[name]
+            assert isinstance(node, Affine)
+            weight: sparse.csr_matrix | np.ndarray = layer.weight if node.mask.all() else \
+                sparse.csr_matrix(layer.weight)
+            stages.append(Stage(name, weight, None, {"type": "fire-once", "du": layer.du, "dv": 0.0,
+                                                     "vth": layer.threshold, "compare": ">",
+                                                     "max_spikes": 1, "weights_scaled_by": "du"},
+                                False, (layer.weight.shape[0],), neuron_name))
+        time = {"clock": "shared", "steps_per_sample": net.steps, "dt": net.dt, "tau_syn": net.tau_syn,
+                "window": window, "delay_per_stage": 1,
+                "note": "sample s, step n = simulator step s*P + n + 1 (P = steps_per_sample) in every "
+                        "layer; a spike at step n stands for time n*dt and charges the next layer from "
+                        "step n+1; every layer resets at n = 0 and drops that step's input"}
+        return Artifact("single-spike", stages, {"shape": list(inp.shape), "encoding": dict(inp.encoding),
+                                                 "analog": False}, time, source)
+    if inp.encoding.get("kind") not in ("direct", "rate", "frames"):
+        raise GraphError(f"the LIF export cannot stream {inp.encoding.get('kind')!r} input")
+    stages = stages_of_lif_graph(graph)
+    T = int(inp.encoding["T"])
+    time = {"clock": "pipelined", "steps_per_sample": T, "delay_per_stage": 1,
+            "note": "stage k (1-based) at simulator step t (1-based) computes the reference's step "
+                    "t-1-k; its neurons reset when t % T == (1 + k) % T; the readout of sample s is "
+                    "the sum over its T steps"}
+    return Artifact("lif", stages, {"shape": list(inp.shape), "encoding": dict(inp.encoding),
+                                    "analog": stages[0].graded_input}, time, source)
+
+
+# ----------------------------------------------------------------- files
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data (numpy scalars and tuples converted, non-finite numbers as strings)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _stage_entry(k: int, stage: Stage, file: str, pipelined: bool) -> dict[str, Any]:
+    return {"name": stage.name, "layer": stage.layer, "file": file, "connection": stage.connection,
+            "weight_shape": [stage.n_out, stage.n_in], "nnz": stage.nnz(),
+            "density": stage.nnz() / max(1, stage.n_out * stage.n_in),
+            "bias": stage.bias is not None, "graded_input": stage.graded_input,
+            "shape": list(stage.shape), "neuron": stage.neuron,
+            # steps this stage's sample windows lag the source (see "time")
+            "delay": k + 1 if pipelined else 0}
+
+
+def write(art: Artifact, out_dir: str | Path) -> Path:
+    """Write the artifact into a temporary folder beside ``out_dir`` and rename it into
+    place, so a crash never leaves a half-written export where a good one was."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ArtifactError(f"{out}: exists and is not an esl-snn Lava export; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary folder
+        entries, files = [], {}
+        for k, stage in enumerate(art.stages):
+            fname = f"stage_{k:02d}.npz"
+            arrays: dict[str, np.ndarray] = {}
+            if isinstance(stage.weight, np.ndarray):
+                arrays["dense"] = np.asarray(stage.weight, np.float64)
+            else:
+                csr = stage.weight.tocsr()
+                arrays.update(data=csr.data.astype(np.float64), indices=csr.indices.astype(np.int64),
+                              indptr=csr.indptr.astype(np.int64), shape=np.asarray(csr.shape, np.int64))
+            if stage.bias is not None:
+                arrays["bias"] = np.asarray(stage.bias, np.float64)
+            with open(tmp / fname, "wb") as f:
+                np.savez(f, **arrays)
+            files[fname] = sha256_file(tmp / fname)
+            entries.append(_stage_entry(k, stage, fname, art.time.get("clock") == "pipelined"))
+        manifest = {
+            "format": FORMAT, "version": FORMAT_VERSION, "kind": art.kind,
+            "source": art.source, "input": art.input, "time": art.time, "stages": entries,
+            "output": ({"type": "readout", "decode": "argmax over classes of the summed a_in + bias"}
+                       if art.kind == "lif" else
+                       {"type": "first-spike", "decode": "earliest output spike; within a step the "
+                        "crossing is interpolated, t = (n - (v - vth)/u)*dt; none fired: class -1"}),
+            "files": files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=1) + "\n")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if out.exists():  # replace an earlier export: move it aside, then swap
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old.rmdir()
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    art.manifest = manifest
+    return out
+
+
+def _fail(path: Path, what: str) -> ArtifactError:
+    return ArtifactError(f"{path}: {what}")
+
+
+def read(path: str | Path) -> Artifact:
+    """Read and check an export; any problem is one ArtifactError line."""
+    path = Path(path)
+    if not path.exists():
+        raise _fail(path, "no such export directory")
+    if not path.is_dir():
+        raise _fail(path, "not a directory (an esl-export --target lava folder was expected)")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise _fail(path, f"no {MANIFEST}: not an esl-snn Lava export")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(mpath, f"unreadable manifest ({' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise _fail(mpath, f"not an esl-snn Lava export (format {found!r}, expected {FORMAT!r})")
+    version = manifest.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise _fail(mpath, f"bad format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise _fail(mpath, f"format version {version} is newer than this esl-snn reads ({FORMAT_VERSION})")
+    try:
+        kind = manifest["kind"]
+        entries = manifest["stages"]
+        files = manifest["files"]
+        time, inp, source = manifest["time"], manifest["input"], manifest["source"]
+        if kind not in ("lif", "single-spike") or not isinstance(entries, list) or not entries:
+            raise ValueError("kind or stages")
+        if not isinstance(files, dict) or not isinstance(time, dict) or not isinstance(source, dict):
+            raise ValueError("files, time or source")
+        if int(time["steps_per_sample"]) < 1:
+            raise ValueError("steps_per_sample")
+        if kind == "single-spike":
+            float(time["dt"]), float(time["tau_syn"])
+        if not isinstance(inp["encoding"], dict):
+            raise ValueError("input encoding")
+        shape = [int(s) for s in inp["shape"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(mpath, f"malformed manifest (field {exc})") from None
+    stages = []
+    n_prev = int(np.prod(shape))
+    for k, entry in enumerate(entries):
+        try:
+            fname = str(entry["file"])
+            fpath = path / fname
+            if Path(fname).name != fname or not fpath.is_file():
+                raise _fail(path, f"stage {k}: file {fname!r} is missing")
+            if sha256_file(fpath) != files.get(fname):
+                raise _fail(fpath, "checksum does not match the manifest (corrupted or edited)")
+            with np.load(fpath, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            if "dense" in arrays:
+                weight: sparse.csr_matrix | np.ndarray = np.asarray(arrays["dense"], np.float64)
+            else:
+                weight = sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                                           shape=tuple(int(s) for s in arrays["shape"]))
+            bias = arrays.get("bias")
+            out_shape = tuple(int(s) for s in entry["shape"])
+            stage = Stage(str(entry["name"]), weight, bias, dict(entry["neuron"]),
+                          bool(entry["graded_input"]), out_shape, str(entry.get("layer", "")))
+        except ArtifactError:
+            raise
+        except (KeyError, TypeError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            msg = " ".join(str(exc).split())[:120] or type(exc).__name__
+            raise _fail(path, f"stage {k}: unreadable ({msg})") from None
+        if stage.n_in != n_prev or stage.n_out != int(np.prod(out_shape)) or (
+                bias is not None and bias.shape != (stage.n_out,)):
+            raise _fail(path, f"stage {k} ({stage.name}): weight {stage.weight.shape} does not fit the "
+                              f"layer before ({n_prev}) or its neurons {out_shape}")
+        _check_neuron(path, k, stage.neuron, kind, last=k == len(entries) - 1)
+        n_prev = stage.n_out
+        stages.append(stage)
+    return Artifact(kind, stages, inp, time, source, manifest)
+
+
+_NEURON_FIELDS = {"lif": ("du", "dv", "vth"), "fire-once": ("du", "vth"), "readout": ()}
+
+
+def _check_neuron(path: Path, k: int, neuron: dict[str, Any], kind: str, last: bool) -> None:
+    """The neuron of stage k fits the network kind and has finite parameters."""
+    typ = neuron.get("type")
+    if typ not in _NEURON_FIELDS:
+        raise _fail(path, f"stage {k}: unknown neuron type {typ!r}")
+    want = "fire-once" if kind == "single-spike" else ("readout" if last else "lif")
+    if typ != want:
+        raise _fail(path, f"stage {k}: a {kind} network needs {want} neurons here, not {typ}")
+    for name in _NEURON_FIELDS[typ]:
+        value = neuron.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise _fail(path, f"stage {k}: neuron parameter {name} = {value!r} is not a number")
