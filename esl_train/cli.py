@@ -12,10 +12,18 @@ import torch
 
 from esl_train.checkpoint import CheckpointError
 from esl_train.data import DATASETS, DataError, Splits, load_data
+from esl_train.esl import GROW_RULES, PRUNE_RULES, ESLConfig, esl_factory
 from esl_train.models import MODEL_NAMES, ArchError, build_model
 from esl_train.train import Interrupted, TrainConfig, run_paths, train
 
 MLPS = ("mlp-single-spike", "mlp-lif")
+
+#: ESL defaults: conv nets update every 1,000 steps (the paper); the MLPs once per epoch
+#: (on the embedded digits 36 steps, which the paper's 1,000 would never reach), and the
+#: topology freezes after 75 % of training (RigL); alpha 0.3 as in SET and RigL
+CONV_T_ITER = 1000
+T_END_FRACTION = 0.75
+ESL_ALPHA = 0.3
 
 
 def _kv(text: str) -> tuple[str, Any]:
@@ -62,6 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--clip-grad-norm", type=float, default=None)
     h.add_argument("--weight-decay", type=float, default=None)
     h.add_argument("--save-every", type=int, default=50, help="steps between resume snapshots")
+    e = p.add_argument_group(
+        "ESL sparse training (on with --eps or --density)",
+        "Prune the fraction alpha_t = alpha/2*(1+cos(t*pi/T_end)) of each sparse layer's active "
+        "connections every T_iter optimizer steps and regrow as many, until T_end. "
+        "--t-end 0 keeps the initial ER mask (static sparse training).")
+    size = e.add_mutually_exclusive_group()
+    size.add_argument("--eps", type=float, default=None,
+                      help="Erdos-Renyi epsilon: p = eps*(n_in+n_out)/(n_in*n_out) per sparse layer")
+    size.add_argument("--density", type=float, default=None,
+                      help="target density of the sparse layers (one global epsilon, ERK)")
+    e.add_argument("--prune", choices=PRUNE_RULES, default=None, help="prune rule (default magnitude)")
+    e.add_argument("--grow", choices=GROW_RULES, default=None, help="growth rule (default gradient)")
+    e.add_argument("--alpha", type=float, default=None, help=f"initial prune fraction (default {ESL_ALPHA})")
+    e.add_argument("--t-iter", type=int, default=None,
+                   help=f"steps between mask updates (default: {CONV_T_ITER} for conv nets, one epoch "
+                        "of steps for the MLPs)")
+    e.add_argument("--t-end", type=int, default=None,
+                   help=f"step after which the topology is frozen (default: "
+                        f"{round(100 * T_END_FRACTION)}%% of all steps)")
+    e.add_argument("--sparse-layers", default=None, metavar="NAMES",
+                   help="comma-separated weight names or module globs (e.g. 'layers.0' or "
+                        "'features.*.conv'), 'all', or 'default' (MLP: hidden layers; conv: all "
+                        "but the first and last)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -104,6 +135,27 @@ def config_from_args(args: argparse.Namespace, recipe: dict[str, Any]) -> TrainC
     )
 
 
+def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: int) -> ESLConfig | None:
+    """ESL settings from the flags (None: dense training), with the defaults filled in."""
+    if args.eps is None and args.density is None:
+        given = [f for f in ("prune", "grow", "alpha", "t_iter", "t_end", "sparse_layers")
+                 if getattr(args, f) is not None]
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} needs --eps or --density")
+        return None
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    t_iter = args.t_iter or (steps_per_epoch if args.model in MLPS else CONV_T_ITER)
+    t_end = args.t_end if args.t_end is not None else round(T_END_FRACTION * cfg.epochs * steps_per_epoch)
+    layers = None
+    if args.sparse_layers not in (None, "default"):
+        layers = [v.strip() for v in args.sparse_layers.split(",") if v.strip()]
+    return ESLConfig(
+        eps=args.eps, density=args.density, prune=args.prune or "magnitude", grow=args.grow or "gradient",
+        alpha=ESL_ALPHA if args.alpha is None else args.alpha, t_iter=t_iter, t_end=t_end,
+        sparse_layers=layers, seed=args.seed,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -116,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.model} on {data.name}: train {len(data.train.y)}, val {len(data.val.y)}, "
               f"test {len(data.test.y)}; {cfg.epochs} epochs, batch {cfg.batch_size}, "
               f"seed {cfg.seed}, torch threads {torch.get_num_threads()}")
-        result = train(arch, data, cfg, resume=args.resume, progress=not args.no_progress)
+        esl = esl_config_from_args(args, cfg, len(data.train.y))
+        factory = esl_factory(esl) if esl is not None else None
+        result = train(arch, data, cfg, sparsifier_factory=factory, resume=args.resume,
+                       progress=not args.no_progress)
     except (DataError, ArchError, CheckpointError, ValueError) as exc:
         print(f"esl-train: error: {exc}", file=sys.stderr)
         return 2

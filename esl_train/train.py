@@ -184,6 +184,8 @@ def train(
     opt = make_optimizer(cfg, model.parameters())
     sparsifier = sparsifier_factory(model, opt) if sparsifier_factory else None
     key = _config_key(cfg, model.arch)
+    if sparsifier is not None:  # other ESL settings would not continue the same mask trajectory
+        key["sparsifier"] = sparsifier.describe()
     state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val": -1.0,
                              "best_state": None, "best_epoch": -1, "log": [], "done": False}
     if resume and paths["resume"].exists():
