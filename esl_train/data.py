@@ -3,7 +3,8 @@
 Images come back as float32 tensors in [0, 1] shaped ``[N, *in_shape]`` and labels as
 int64 tensors shaped ``[N]``. Every split is deterministic: it uses a fixed internal seed
 (``SPLIT_SEED``), never the training seed, so runs with different seeds see the same data.
-Each split keeps its samples in source order.
+Each split's samples come in a fixed shuffled order (also from ``SPLIT_SEED``), so the
+first N samples of a split mix the classes, as a quick evaluation on a few digits needs.
 
 Datasets (no network access; nothing is ever downloaded):
 
@@ -176,6 +177,7 @@ def _materialise(name: str, source: _Source, limit: int | None) -> Splits:
     for part, idx in source.parts.items():
         if limit is not None:
             idx = idx[_balanced_head(source.y[idx], limit)]
+        idx = idx[np.random.default_rng(SPLIT_SEED).permutation(len(idx))]
         x = source.fetch(idx).reshape(len(idx), *source.in_shape)
         splits[part] = Split(
             x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),

@@ -1,10 +1,16 @@
-"""The main job (README: `make demo`): train the paper's 784-800-10 single-spike
-network on the embedded MNIST digits and report its test accuracy.
+"""The main job (README: `make demo`): the whole flow on the embedded MNIST digits.
 
-Budget: the model's recipe (Adam, batch 100, learning rate 0.01 -> 0.0001
-exponentially, the number of epochs in its default_hparams) on the 3,600
-training digits, best validation epoch kept, tested on the 1,000 held-out
-digits. Re-running continues an interrupted run, or reuses a finished one.
+1. Train the paper's 784-800-10 single-spike network densely and with ESL
+   (ε = 60: 95,040 + 8,000 = 103,040 connections). Budget: the model's recipe
+   (Adam, batch 100, learning rate 0.01 -> 0.0001 exponentially, 20 epochs) on
+   the 3,600 training digits, the best validation epoch kept, tested on the
+   1,000 held-out digits (esl_energy.table1.train_table1).
+2. Print the paper's Table 1 beside ours.
+3. Export both models to Lava and run test digits through Lava's simulator,
+   printing Lava's accuracy beside PyTorch's on the same digits.
+4. Print the energy table (GPU and TrueNorth; connections and measured modes).
+
+Re-running reuses finished models and continues an interrupted training run.
 """
 
 from __future__ import annotations
@@ -13,52 +19,52 @@ import argparse
 import sys
 from pathlib import Path
 
-from esl_train.checkpoint import CheckpointError
-from esl_train.data import DataError, load_data
-from esl_train.models import build_model
-from esl_train.train import TrainConfig, train
-
-ARCH = {"name": "mlp-single-spike", "sizes": [784, 800, 10]}
+from esl_energy.counting import EnergyError
+from esl_energy.report import energy_report
+from esl_energy.table1 import render_table1, table1_rows, train_table1
+from esl_export.lava import run_model
+from esl_export.lava.artifact import ArtifactError
+from esl_export.lava.build import LavaRunError
+from esl_train.checkpoint import CheckpointError, load_checkpoint
+from esl_train.data import DataError
+from hw_targets import TargetError
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="esl-demo", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/demo", help="folder for models and logs")
+    p.add_argument("--out", default="runs/demo", help="folder for models, logs and exports")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's 20 epochs")
+    p.add_argument("--lava-samples", type=int, default=200, help="test digits run through Lava")
+    p.add_argument("--energy-samples", type=int, default=1000, help="test digits for measured mode")
     args = p.parse_args(argv)
-
     out = Path(args.out)
-    recipe = type(build_model(ARCH)).default_hparams
-    cfg = TrainConfig(
-        out=str(out / "dense.pt"),
-        epochs=args.epochs or recipe["epochs"],
-        batch_size=recipe["batch_size"],
-        lr=recipe["lr"],
-        lr_final=recipe.get("lr_final"),
-        lr_schedule=recipe.get("lr_schedule", "const"),
-        optimizer=recipe.get("optimizer", "adam"),
-        clip_grad_norm=recipe.get("clip_grad_norm"),
-        weight_decay=recipe.get("weight_decay", 0.0),
-        seed=args.seed,
-    )
     try:
-        data = load_data("mnist-embedded")
-        print(f"[1/1] dense {ARCH['name']} {'-'.join(map(str, ARCH['sizes']))}: "
-              f"{cfg.epochs} epochs on {len(data.train.y)} embedded digits (seed {cfg.seed})")
-        try:
-            result = train(ARCH, data, cfg, resume=True)
-        except CheckpointError as exc:
-            if "other settings" not in str(exc):
-                raise
-            print("earlier run used other settings; training afresh")
-            result = train(ARCH, data, cfg, resume=False)
-    except (DataError, CheckpointError, ValueError) as exc:
+        print("[1/4] training the 784-800-10 single-spike network, dense and ESL (eps=60)")
+        paths = train_table1(out, epochs=args.epochs, seed=args.seed)
+        for kind, path in paths.items():
+            meta = load_checkpoint(path).meta
+            print(f"  {kind}: test accuracy {100 * meta['test_acc']:.2f}% on the 1,000 held-out digits "
+                  f"({meta['connections']:,} connections, best epoch {meta['best_epoch']}) -> {path}")
+
+        print("\n[2/4] Table 1 (ESL-SNNs, AAAI 2023) beside ours")
+        print(render_table1(table1_rows(paths["dense"], paths["esl"])))
+
+        print(f"\n[3/4] Lava: export and run {args.lava_samples} test digits")
+        for kind, path in paths.items():
+            result = run_model(path, samples=args.lava_samples, out_dir=out / f"{kind}-lava")
+            print(f"  {kind}:")
+            for line in result.summary().splitlines():
+                print(f"    {line}")
+
+        print(f"\n[4/4] energy per inference (measured mode on {args.energy_samples} test digits)")
+        print(energy_report([paths["dense"], paths["esl"]], platforms="gpu,truenorth",
+                            modes=("connections", "measured"), samples=args.energy_samples,
+                            progress=True))
+    except (DataError, CheckpointError, ArtifactError, LavaRunError, EnergyError, TargetError,
+            ValueError) as exc:
         print(f"esl-demo: error: {exc}", file=sys.stderr)
         return 2
-    print(f"dense {ARCH['name']}: test accuracy {100 * result.test_acc:.2f}% on "
-          f"{len(data.test.y)} held-out digits (best validation {100 * result.val_acc:.2f}%, "
-          f"epoch {result.checkpoint.meta['best_epoch']}); model: {cfg.out}")
     return 0
 
 

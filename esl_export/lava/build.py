@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from esl_export.lava import procs as _procs  # noqa: F401  (lets Lava set its start method)
 from esl_export.lava.artifact import Artifact, ArtifactError, Stage
 
 CONFIGS = ("floating_pt", "fixed_pt")
