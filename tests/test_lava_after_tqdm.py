@@ -10,10 +10,11 @@ import sys
 def test_lava_network_builds_after_tqdm_created_its_lock() -> None:
     code = (
         "import multiprocessing as mp\n"
+        "from esl_export.lava import build  # imported before the context is fixed\n"
         "from tqdm import tqdm\n"
         "list(tqdm(range(2), disable=False))\n"
         "assert mp.get_start_method(allow_none=True) is not None\n"
-        "from esl_export.lava import build\n"
+        "build.allow_lava_start_method()\n"
         "from lava.proc.dense.process import Dense\n"
         "import numpy as np\n"
         "Dense(weights=np.eye(2))\n"

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from esl_export.lava import procs as _procs  # noqa: F401  (lets Lava set its start method)
 from esl_export.lava.artifact import Artifact, ArtifactError, Stage
+from esl_export.lava.procs import allow_lava_start_method
 
 CONFIGS = ("floating_pt", "fixed_pt")
 #: graded-spike payload of analog input in fixed_pt: round(x · 2**INPUT_BITS)
@@ -173,6 +173,7 @@ class LavaNetwork:
     # -- construction ---------------------------------------------------------------
 
     def _build(self, connections: str, pipelined: bool) -> None:
+        allow_lava_start_method()
         from lava.proc.dense.process import Dense
         from lava.proc.io.extractor import Extractor
         from lava.proc.lif.process import LIFReset

@@ -14,9 +14,15 @@ never the rest of esl_export), and its modules use absolute imports only.
 import multiprocessing as _mp
 import sys as _sys
 
-# Lava's runtime calls multiprocessing.set_start_method("fork") (without force) when it
-# is first imported, which raises if anything already fixed the default context (tqdm's
-# lock does). Unfix it so that Lava can choose; on Linux the default is fork anyway.
-if ("lava.magma.runtime.message_infrastructure.multiprocessing" not in _sys.modules
-        and _mp.get_start_method(allow_none=True) is not None):
-    _mp.set_start_method(None, force=True)
+
+def allow_lava_start_method() -> None:
+    """Call before the first Lava import. Lava's runtime calls
+    multiprocessing.set_start_method("fork") without force when first imported, which
+    raises if anything already fixed the default context (tqdm's lock does); unfix it
+    so that Lava can choose. On Linux the default is fork anyway."""
+    if ("lava.magma.runtime.message_infrastructure.multiprocessing" not in _sys.modules
+            and _mp.get_start_method(allow_none=True) is not None):
+        _mp.set_start_method(None, force=True)
+
+
+allow_lava_start_method()
