@@ -76,6 +76,47 @@ register(Target("lava", "Lava processes (Sparse/Dense, LIF, single-spike) as a f
                 _lava_options, _lava_export))
 
 
+# ------------------------------------------------------------------ the truenorth target
+
+
+def _truenorth_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--platform", default="truenorth-merolla2014",
+                       help="hw_targets platform whose core geometry to place on (default %(default)s)")
+    group.add_argument("--placement", choices=("auto", "direct", "partial"), default="auto",
+                       help="fan-in scheme per layer: whole fan-in in one core, partial sums, or the "
+                            "one with fewer cores (default)")
+    group.add_argument("--readout-unit", type=float, default=2.0,
+                       help="logit units per readout spike (default %(default)g)")
+    group.add_argument("--quantum", type=int, default=0,
+                       help="units of a neuron's ±1 weight that one partial-sum spike carries "
+                            "(default 0: per neuron, about half its threshold)")
+    group.add_argument("--drain", type=int, default=64,
+                       help="extra ticks per sample in which the readout spikes out its count "
+                            "(default %(default)d)")
+
+
+def _truenorth_export(model: Path, out: Path, args: argparse.Namespace) -> str:
+    from esl_export.graph import GraphError
+    from esl_export.truenorth.ir import IRError
+    from esl_export.truenorth.runner import export_model, summary_lines
+    from esl_train.checkpoint import CheckpointError
+    from hw_targets import TargetError
+
+    if args.readout_unit <= 0 or args.drain < 0 or args.quantum < 0:
+        raise ExportError("--readout-unit must be positive, --drain >= 0 and --quantum >= 0")
+    try:
+        ir = export_model(model, out, args.platform, readout_unit=args.readout_unit, drain=args.drain,
+                          mode=args.placement, quantum=args.quantum)
+    except (CheckpointError, GraphError, IRError, TargetError) as exc:
+        raise ExportError(str(exc)) from None
+    return "\n".join([f"wrote {out}: TrueNorth core IR, validated", *summary_lines(ir),
+                      f"run it with: esl-run {out} --samples 200"])
+
+
+register(Target("truenorth", "TrueNorth-style core IR (cores, crossbars, axon types; validated)",
+                _truenorth_options, _truenorth_export))
+
+
 # ------------------------------------------------------------------ command line
 
 

@@ -24,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="esl-run", description=__doc__.splitlines()[0])
-    p.add_argument("export", metavar="DIR", help="folder written by esl-export --target lava")
+    p.add_argument("export", metavar="DIR", help="folder written by esl-export --target lava or truenorth "
+                   "(a TrueNorth IR runs in its own tick-accurate simulator)")
     p.add_argument("--samples", type=int, default=200, help="test digits to stream (default 200)")
     p.add_argument("--offset", type=int, default=0, help="first test digit (default 0)")
     p.add_argument("--config", choices=("floating_pt", "fixed_pt"), default="floating_pt",
@@ -48,9 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     from esl_export.lava.artifact import ArtifactError
     from esl_export.lava.build import LavaRunError
     from esl_export.lava.runner import run_artifact
+    from esl_export.truenorth.runner import is_export, run_export
     from esl_train.checkpoint import CheckpointError
     from esl_train.data import DataError
 
+    if is_export(args.export):  # a TrueNorth core IR: its own simulator
+        from esl_export.truenorth.ir import IRError
+
+        try:
+            ir_result = run_export(args.export, args.samples, model_path=args.model, offset=args.offset,
+                                   data=args.data, data_dir=args.data_dir)
+        except (IRError, CheckpointError, DataError) as exc:
+            parser.error(" ".join(str(exc).split()))
+        print(ir_result.summary())
+        return 0
     try:
         result = run_artifact(args.export, args.samples, args.config, model_path=args.model,
                               compare=not args.no_compare, data=args.data, data_dir=args.data_dir,

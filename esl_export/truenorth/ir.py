@@ -1,0 +1,225 @@
+"""The TrueNorth-style core IR: plain data, validated at construction and on load.
+
+Format (``FORMAT`` / ``VERSION``), a folder with two files:
+
+``manifest.json``
+    ``format``, ``version``, ``geometry`` (``axons``, ``neurons``, ``axon_types``,
+    ``weight_bits``, ``max_delay``, ``platform``), ``n_cores``, ``inputs``
+    (``n_data``: data input lines; ``bias_lines``: ``[{"index", "start", "ticks"}]``,
+    host-driven lines that spike at every tick of ``[start, start + ticks)``),
+    ``outputs`` (``n``, ``decode``), ``timing`` (``T`` steps per sample,
+    ``ticks_per_sample``, ``layer_offsets``: tick of a layer's step 0), ``report``
+    (what the lowering measured), ``neuron_map`` (per layer, per neuron: [core,
+    neuron] of its first copy, [-1, -1] if not placed), ``source`` (the model.pt and its
+    sha256) and ``files`` (sha256 of the array file, checked on load after the rules,
+    so a hand-edited file reports the broken rule first).
+``cores.npz``
+    ``crossbar``  uint8 [C, A, ceil(N/8)]: the binary crossbar, bit-packed along
+    neurons (``np.packbits(..., axis=2)``, big-endian bit order);
+    ``axon_type`` int8 [C, A]; ``weight`` int16 [C, N, axon_types]: signed weight per
+    neuron per axon type; ``threshold`` int32 [C, N] (spike when V >= threshold);
+    ``leak`` int32 [C, N] (added every tick); ``reset`` int8 [C, N] (0: V <- 0,
+    1: V <- V - threshold, 2: no reset); ``floor`` int32 [C, N] (V <- max(V, floor)
+    after integration; ``NO_FLOOR`` for none);
+    ``edges`` int32 [E, 5] rows (src core, src neuron, dst core, dst axon, delay);
+    ``outputs`` int32 [O, 3] rows (core, neuron, output index);
+    ``inputs`` int32 [I, 3] rows (input index, core, axon).
+
+A neuron has exactly one destination: one ``edges`` row or one ``outputs`` row (or
+none: an unused neuron). Tick semantics are in ``simulate.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "esl-snn-truenorth-ir"
+VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS = "cores.npz"
+NO_FLOOR = -(1 << 30)
+RESET_ZERO, RESET_LINEAR, RESET_NONE = 0, 1, 2
+
+
+class IRError(ValueError):
+    """An IR that breaks a rule; the message names the core (or file) and the rule."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    axons: int = 256
+    neurons: int = 256
+    axon_types: int = 4
+    weight_bits: int = 9
+    max_delay: int = 15
+    platform: str = "truenorth-merolla2014"
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        half = 1 << (self.weight_bits - 1)
+        return -half, half - 1
+
+    @classmethod
+    def from_platform(cls, name: str = "truenorth-merolla2014") -> Geometry:
+        from hw_targets import load_platform
+
+        plat = load_platform(name)
+        if plat.core is None:
+            raise IRError(f"platform {name!r} has no core geometry")
+        c = plat.core
+        return cls(c.axons, c.neurons, c.axon_types, c.weight_bits, c.max_delay, plat.name)
+
+
+@dataclass(frozen=True)
+class CoreIR:
+    """A network placed on cores. Arrays as in the module docstring, crossbar unpacked
+    (bool [C, A, N]). Construction runs the validator."""
+
+    geometry: Geometry
+    crossbar: np.ndarray
+    axon_type: np.ndarray
+    weight: np.ndarray
+    threshold: np.ndarray
+    leak: np.ndarray
+    reset: np.ndarray
+    floor: np.ndarray
+    edges: np.ndarray
+    outputs: np.ndarray
+    inputs: np.ndarray
+    n_inputs: int
+    n_outputs: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from esl_export.truenorth.validate import validate
+
+        validate(self)
+
+    @property
+    def n_cores(self) -> int:
+        return int(self.crossbar.shape[0])
+
+    def used_neurons(self) -> np.ndarray:
+        """bool [C, N]: neurons with a destination."""
+        used = np.zeros(self.threshold.shape, bool)
+        used[self.edges[:, 0], self.edges[:, 1]] = True
+        used[self.outputs[:, 0], self.outputs[:, 1]] = True
+        return used
+
+    def used_axons(self) -> np.ndarray:
+        """bool [C, A]: axons with at least one synapse."""
+        return self.crossbar.any(axis=2)
+
+    def stats(self) -> dict[str, Any]:
+        """Cores, synapses and crossbar utilisation (synapses / (cores·A·N))."""
+        syn = int(self.crossbar.sum())
+        g = self.geometry
+        return {"cores": self.n_cores, "synapses": syn,
+                "utilisation": syn / max(1, self.n_cores * g.axons * g.neurons),
+                "axons_used": int(self.used_axons().sum()), "neurons_used": int(self.used_neurons().sum())}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write(ir: CoreIR, out_dir: str | Path) -> Path:
+    """Write into a temporary folder beside ``out_dir`` and rename it into place."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise IRError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise IRError(f"{out}: exists and is not an esl-snn TrueNorth export; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        with open(tmp / ARRAYS, "wb") as f:
+            np.savez_compressed(
+                f, crossbar=np.packbits(ir.crossbar, axis=2), axon_type=ir.axon_type.astype(np.int8),
+                weight=ir.weight.astype(np.int16), threshold=ir.threshold.astype(np.int32),
+                leak=ir.leak.astype(np.int32), reset=ir.reset.astype(np.int8),
+                floor=ir.floor.astype(np.int32), edges=ir.edges.astype(np.int32),
+                outputs=ir.outputs.astype(np.int32), inputs=ir.inputs.astype(np.int32))
+        g = ir.geometry
+        manifest = {
+            "format": FORMAT, "version": VERSION,
+            "geometry": {"axons": g.axons, "neurons": g.neurons, "axon_types": g.axon_types,
+                         "weight_bits": g.weight_bits, "max_delay": g.max_delay, "platform": g.platform},
+            "n_cores": ir.n_cores, "n_inputs": ir.n_inputs, "n_outputs": ir.n_outputs,
+            **ir.meta, "files": {ARRAYS: _sha256(tmp / ARRAYS)},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old.rmdir()
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+_ARRAY_KEYS = ("crossbar", "axon_type", "weight", "threshold", "leak", "reset", "floor", "edges",
+               "outputs", "inputs")
+
+
+def read(path: str | Path) -> CoreIR:
+    """Read and validate an IR folder; every problem is one IRError line."""
+    p = Path(path)
+    try:
+        manifest = json.loads((p / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise IRError(f"{p}: no {MANIFEST}; not a TrueNorth IR export") from None
+    except (OSError, ValueError) as exc:
+        raise IRError(f"{p / MANIFEST}: unreadable ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IRError(f"{p / MANIFEST}: not a {FORMAT} manifest")
+    if manifest.get("version") != VERSION:
+        raise IRError(f"{p / MANIFEST}: version {manifest.get('version')!r}, this reader knows {VERSION}")
+    try:
+        geom = Geometry(**manifest["geometry"])
+        n_in, n_out = int(manifest["n_inputs"]), int(manifest["n_outputs"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IRError(f"{p / MANIFEST}: bad geometry or sizes ({exc})") from None
+    try:
+        with np.load(p / ARRAYS, allow_pickle=False) as z:
+            arr = {k: np.asarray(z[k]) for k in _ARRAY_KEYS}
+    except (OSError, ValueError, KeyError) as exc:
+        raise IRError(f"{p / ARRAYS}: unreadable or incomplete ({exc})") from None
+    packed = arr.pop("crossbar")
+    if packed.ndim != 3 or packed.dtype != np.uint8:
+        raise IRError(f"{p / ARRAYS}: crossbar must be uint8 [cores, axons, neurons/8]")
+    crossbar = np.unpackbits(packed, axis=2)[:, :, :geom.neurons].astype(bool)
+    if packed.shape[2] * 8 < geom.neurons or packed.shape[2] * 8 - geom.neurons >= 8:
+        raise IRError(f"{p / ARRAYS}: crossbar holds {packed.shape[2] * 8} neuron bits per core, "
+                      f"geometry has {geom.neurons} neurons")
+    meta = {k: v for k, v in manifest.items()
+            if k not in ("format", "version", "geometry", "n_cores", "n_inputs", "n_outputs", "files")}
+    ir = CoreIR(geom, crossbar, n_inputs=n_in, n_outputs=n_out, meta=meta, **arr)  # the rules first
+    want = (manifest.get("files") or {}).get(ARRAYS)
+    if want is not None and _sha256(p / ARRAYS) != want:
+        raise IRError(f"{p / ARRAYS}: valid, but changed since export (sha256 differs from the manifest)")
+    return ir

@@ -1,0 +1,416 @@
+"""Lowering a LIF MLP graph (Input → (Affine → LIF)* → Affine → Readout) onto cores.
+
+Quantisation (per neuron j of every Affine layer)
+    Ternary with a per-neuron scale (TWN): ``δ_j = 0.7·mean|w_j|`` over the non-zero
+    weights, ``α_j = mean |w|`` over ``|w| > δ_j``, ``q = sign(w)·[|w| > δ_j]``. The
+    membrane counts in units of ``α_j / L_j``: a +1 synapse adds ``+L_j``, a −1 synapse
+    ``−L_j``, where ``L_j`` is the largest level with ``Q_j = quantum_j·L_j`` (below) and
+    the bias within the 9 signed bits; threshold ``floor(v_th·L/α_j) + 1`` (PyTorch's strict
+    ``u > v_th`` becomes TrueNorth's ``V >= θ``), bias ``round(b·L/α_j)`` (9-bit,
+    clipped). A layer whose weights are already ternary (±α per neuron) and whose
+    thresholds and biases are multiples of ``α_j/L`` is represented exactly.
+
+Neuron model
+    TrueNorth's leak is linear; the paper's multiplicative ``τ`` is not expressible.
+    τ = 1 (IF) is exact. τ < 1 is approximated by τ = 1 (no leak) plus a floor at
+    ``−θ`` (bounded negative drift, which the decay would otherwise have forgotten);
+    the accuracy cost is measured against PyTorch. Hard reset to 0. The readout becomes
+    integrating neurons (no leak, linear reset, threshold ``readout_unit`` in logit
+    units) whose spike counts, after ``drain`` extra ticks, are the class scores.
+
+Biases
+    A bias is a host-driven *bias line* per layer that fires during exactly the T ticks
+    in which that layer sees a sample (axon type 2), so there is no leak before the
+    first input arrives or after the last.
+
+Axons
+    Each (source, sign) a core needs gets an axon: type 0 for sources a neuron there
+    weights +1, type 1 for −1 (an input with both signs in a core uses two axons).
+
+Fan-in: direct or partial sums (chosen per layer, fewer cores wins)
+    *Direct*: a neuron's whole fan-in fits one core; neurons are packed greedily into
+    the open core whose axon set overlaps theirs most (sparse layers share axons).
+    *Partial sums*: the (source, sign) axons, sorted sign first, are cut into groups of
+    ``A − 1``; in a group every neuron that has +1 synapses there gets a partial neuron
+    ``p+`` (weights +L/−L), one with −1 synapses a ``p−`` (−L/+L), threshold
+    ``Q_j = quantum_j·L_j`` (by default ``quantum_j = round(v_th/α_j / 2)``: a spike is
+    worth about half a threshold, so sparse layers with large weights get a fine quantum
+    and dense ones a coarse one), linear reset, floor 0: each spike carries Q units of the group's
+    positive (``p+``) or negative (``p−``) sum, the remainder waits for later ticks.
+    The final neuron has weights +Q (type 2, from ``p+``) and −Q (type 3, from ``p−``).
+    Cost: one extra tick, and per-tick group sums above Q units are spread over later
+    ticks (rate limit of one spike per tick).
+
+Fan-out: replica neurons
+    A neuron whose spikes feed F axons is placed F times in its core (identical
+    crossbar column and parameters, so identical spikes): no extra tick, no delay to
+    compensate. Inputs fan out from the host. A neuron with no consumer is not placed.
+
+Timing: data step t is on the first layer's axons at tick t; a direct layer spikes at
+the tick its inputs arrive, a partial-sum layer one tick later, and every edge has
+delay 1. ``layer_offsets[k]`` is the tick of layer k's step 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from esl_export.graph import LIF, Affine, Graph, GraphError, Readout
+from esl_export.truenorth.ir import NO_FLOOR, RESET_LINEAR, RESET_ZERO, CoreIR, Geometry, IRError
+
+QUANTUM = 0  # default Q/L, the units one partial-sum spike carries: 0 = per neuron (below)
+SPIKES_PER_THRESHOLD = 2  # auto quantum: a partial-sum spike is worth ~1/2 of the threshold
+
+
+@dataclass
+class Core:
+    axons: list[tuple[Any, int]] = field(default_factory=list)  # (source key, axon type)
+    neurons: list[dict[str, Any]] = field(default_factory=list)
+    index: dict[Any, int] = field(default_factory=dict)  # source key -> axon
+
+    def axon(self, key: Any, kind: int) -> int:
+        if key not in self.index:
+            self.index[key] = len(self.axons)
+            self.axons.append((key, kind))
+        return self.index[key]
+
+
+@dataclass
+class Layer:
+    """A quantised Affine + neuron pair."""
+
+    q: np.ndarray  # int8 [out, in] ternary
+    scale: np.ndarray  # α_j
+    threshold: np.ndarray
+    bias: np.ndarray  # int
+    readout: bool
+    floor: int | None  # None: no floor; else floor = -threshold
+    error: dict[str, float]
+    level: np.ndarray  # L_j
+    quantum: np.ndarray  # Q_j = quantum_j·L_j
+
+
+def quantise(aff: Affine, neuron: LIF | Readout, readout_unit: float, bits: int, quantum: int) -> Layer:
+    w = np.asarray(aff.weight, np.float64) * aff.mask
+    absw = np.abs(w)
+    nz = absw > 0
+    mean = np.where(nz.any(1), (absw * nz).sum(1) / np.maximum(nz.sum(1), 1), 1.0)
+    keep = absw > 0.7 * mean[:, None]
+    alpha = np.where(keep.any(1), (absw * keep).sum(1) / np.maximum(keep.sum(1), 1), 1.0)
+    q = (np.sign(w) * keep).astype(np.int8)
+    hi = (1 << (bits - 1)) - 1
+    b = np.zeros(w.shape[0]) if aff.bias is None else np.asarray(aff.bias, np.float64)
+    unit = readout_unit if isinstance(neuron, Readout) else neuron.v_th  # threshold, real units
+    qu = (np.full(len(alpha), quantum) if quantum > 0
+          else np.clip(np.round(unit / alpha / SPIKES_PER_THRESHOLD), 1, hi))
+    # L_j: the largest ±1 weight with Q_j = quantum_j·L_j and the bias both in the weight bits
+    L = np.floor(hi / qu)
+    L = np.maximum(1, np.minimum(L, np.floor(hi * alpha / np.maximum(np.abs(b), 1e-300)))).astype(np.int64)
+    k = L / alpha  # integer units per real unit, per neuron
+    bias = np.clip(np.round(b * k), -hi - 1, hi).astype(np.int64)
+    if isinstance(neuron, Readout):
+        thr = np.maximum(1, np.round(readout_unit * k)).astype(np.int64)
+    else:
+        thr = (np.floor(neuron.v_th * k) + 1).astype(np.int64)
+    err = q * alpha[:, None] - w
+    error = {"weight_rel_rms": float(np.sqrt((err ** 2).sum() / max((w ** 2).sum(), 1e-300))),
+             "zeroed_fraction": float((nz & ~keep).sum() / max(nz.sum(), 1)),
+             "bias_max_abs": float(np.abs(bias / k - b).max())}
+    floor = None if isinstance(neuron, Readout) or neuron.tau >= 1.0 else 1
+    error["level_min"], error["level_max"] = int(L.min()), int(L.max())
+    return Layer(q, alpha, thr, bias, isinstance(neuron, Readout), floor, error, L, qu.astype(np.int64) * L)
+
+
+def _keys(q_row: np.ndarray, src: list[Any]) -> list[tuple[Any, int]]:
+    """(source key, axon type) a neuron needs: type 0 for +1 synapses, 1 for −1."""
+    idx = np.flatnonzero(q_row)
+    return [((src[i], 0 if q_row[i] > 0 else 1), 0 if q_row[i] > 0 else 1) for i in idx]
+
+
+def _main_neuron(layer: Layer, j: int, weights: list[int], dest: list[Any]) -> dict[str, Any]:
+    thr = int(layer.threshold[j])
+    return {"role": "main", "j": j, "w": weights, "thr": thr,
+            "reset": RESET_LINEAR if layer.readout else RESET_ZERO,
+            "floor": NO_FLOOR if layer.floor is None else -thr, "dest": dest}
+
+
+def place_direct(layer: Layer, src: list[Any], slots: list[list[Any]], g: Geometry,
+                 bias_key: Any) -> list[Core] | None:
+    """Whole fan-in per core, greedy overlap packing. None if some neuron does not fit."""
+    n_out = layer.q.shape[0]
+    need = [_keys(layer.q[j], src) + ([((bias_key,), 2)] if layer.bias[j] else []) for j in range(n_out)]
+    order = [j for j in np.argsort([-len(n) for n in need], kind="stable") if slots[j]]
+    if any(len(need[j]) > g.axons or len(slots[j]) > g.neurons for j in order):
+        return None
+    allkeys = {k for j in order for k, _ in need[j]}
+    kid = {k: i for i, k in enumerate(allkeys)}
+    member = np.zeros((0, len(kid)), np.float32)
+    sizes: list[int] = []
+    free: list[int] = []
+    cores: list[Core] = []
+    for j in order:
+        vec = np.zeros(len(kid), np.float32)
+        vec[[kid[k] for k, _ in need[j]]] = 1
+        best = -1
+        if cores:
+            union = np.asarray(sizes) + len(need[j]) - member @ vec
+            ok = (union <= g.axons) & (np.asarray(free) >= len(slots[j]))
+            if ok.any():
+                best = int(np.argmin(np.where(ok, union - np.asarray(sizes), np.inf)))
+        if best < 0:
+            cores.append(Core())
+            member = np.vstack([member, np.zeros((1, len(kid)), np.float32)])
+            sizes.append(0)
+            free.append(g.neurons)
+            best = len(cores) - 1
+        core = cores[best]
+        for key, kind in need[j]:
+            core.axon(key, kind)
+        member[best] = np.maximum(member[best], vec)
+        sizes[best] = len(core.axons)
+        free[best] -= len(slots[j])
+        w = [int(layer.level[j]), -int(layer.level[j]), int(layer.bias[j]), 0]
+        cols = [core.index[k] for k, _ in need[j]]
+        for dest in slots[j]:
+            nrn = _main_neuron(layer, j, w, dest)
+            nrn["axons"] = cols
+            core.neurons.append(nrn)
+    return cores
+
+
+def place_partial(layer: Layer, src: list[Any], slots: list[list[Any]], g: Geometry,
+                  bias_key: Any, tag: Any) -> list[Core]:
+    """Partial-sum cores per axon group, then final cores (see the module docstring).
+
+    Axons are grouped sign first (all +1 keys, then all −1 keys), so most groups hold
+    one sign and a neuron needs only ``p+`` there (or only ``p−``): a ``p−`` whose
+    inputs are all +1 could never fire past its floor of 0, so it is left out."""
+    live = [j for j in range(layer.q.shape[0]) if slots[j]]
+    keys = sorted({(i, 0 if layer.q[j, i] > 0 else 1) for j in live for i in np.flatnonzero(layer.q[j])},
+                  key=lambda k: (k[1], k[0]))
+    per = g.axons - 1  # one axon kept for the bias line
+    gid = {k: n // per for n, k in enumerate(keys)}
+    members: dict[int, dict[int, list[tuple[int, int]]]] = {}
+    for j in live:
+        for i in np.flatnonzero(layer.q[j]):
+            s = 0 if layer.q[j, i] > 0 else 1
+            members.setdefault(gid[(i, s)], {}).setdefault(j, []).append((i, s))
+    bias_group: dict[int, int] = {}
+    for j in live:  # the bias joins a group where the neuron already has a channel of its sign
+        b = int(layer.bias[j])
+        if not b:
+            continue
+        want = 0 if b > 0 else 1
+        grp = next((gg for gg in sorted(members) if any(s == want for _, s in members[gg].get(j, []))),
+                   next((gg for gg in sorted(members) if j in members[gg]), 0))
+        bias_group[j] = grp
+        members.setdefault(grp, {}).setdefault(j, [])
+    channels: dict[int, list[tuple[int, int, int]]] = {j: [] for j in live}  # (group, sign, core)
+    cores: list[Core] = []
+    partial_at: dict[tuple[int, int, int], tuple[int, int]] = {}  # (j, group, sign) -> (core, neuron)
+    for grp in sorted(members):
+        core: Core | None = None
+        for j in sorted(members[grp]):
+            b = int(layer.bias[j]) if bias_group.get(j) == grp else 0
+            signs = sorted({s for _, s in members[grp][j]} | ({0 if b > 0 else 1} if b else set()))
+            if core is None or len(core.neurons) + len(signs) > g.neurons:
+                core = Core()
+                cores.append(core)
+            cols = [core.axon((src[i], s), s) for i, s in members[grp][j]]
+            if b:
+                cols.append(core.axon((bias_key,), 2))
+            L, Q = int(layer.level[j]), int(layer.quantum[j])
+            for sign in signs:
+                pm = 1 if sign == 0 else -1
+                partial_at[(j, grp, sign)] = (len(cores) - 1, len(core.neurons))
+                channels[j].append((grp, sign, len(cores) - 1))
+                core.neurons.append({"role": "partial", "j": j, "w": [pm * L, -pm * L, pm * b, 0],
+                                     "thr": Q, "reset": RESET_LINEAR, "floor": 0, "axons": cols,
+                                     "dest": None})
+    # final neurons: one axon per partial channel, F replica slots each
+    final: Core | None = None
+    for j in live:
+        need_ax = len(channels[j])
+        if need_ax > g.axons:
+            raise IRError(f"layer {tag}: neuron {j} needs {need_ax} partial-sum axons, more than one core")
+        if final is None or len(final.axons) + need_ax > g.axons or \
+                len(final.neurons) + len(slots[j]) > g.neurons:
+            final = Core()
+            cores.append(final)
+        cols = []
+        for grp, sign, _ in channels[j]:
+            key = ("partial", tag, j, grp, sign)
+            cols.append(final.axon(key, 2 + sign))
+            pc, pn = partial_at[(j, grp, sign)]
+            cores[pc].neurons[pn]["dest"] = key
+        for dest in slots[j]:
+            Q = int(layer.quantum[j])
+            nrn = _main_neuron(layer, j, [0, 0, Q, -Q], dest)
+            nrn["axons"] = cols
+            final.neurons.append(nrn)
+    return cores
+
+
+def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit: float = 2.0,
+                drain: int = 64, mode: str = "auto", quantum: int = QUANTUM) -> CoreIR:
+    """Place a LIF MLP graph on cores (see the module docstring)."""
+    g = geometry or Geometry.from_platform()
+    if g.axon_types < 4 or not 0 <= quantum < (1 << (g.weight_bits - 1)):
+        raise IRError(f"geometry {g}: needs 4 axon types and a partial quantum in 0..255 (0: per neuron), "
+                      f"got {quantum}")
+    names = list(graph.nodes)
+    inp = graph.nodes[names[0]]
+    enc = inp.encoding  # type: ignore[union-attr]
+    if enc.get("kind") != "rate":
+        raise GraphError(f"TrueNorth takes spikes: the model's input encoding is {enc.get('kind')!r}; "
+                         f"train with --encoding rate")
+    pairs: list[tuple[str, Affine, LIF | Readout]] = []
+    for a, b in zip(names[1::2], names[2::2], strict=False):
+        na, nb = graph.nodes[a], graph.nodes[b]
+        if not isinstance(na, Affine) or not isinstance(nb, LIF | Readout):
+            raise GraphError(f"the TrueNorth target lowers LIF MLPs (Affine → LIF … → Readout); "
+                             f"found {type(na).__name__} → {type(nb).__name__} at {a}")
+        pairs.append((a, na, nb))
+    if len(names) != 1 + 2 * len(pairs) or not isinstance(pairs[-1][2], Readout):
+        raise GraphError("the TrueNorth target lowers LIF MLPs ending in a Readout")
+    T = int(enc["T"])
+    layers = [quantise(aff, nrn, readout_unit, g.weight_bits, quantum) for _, aff, nrn in pairs]
+    n_data = pairs[0][1].weight.shape[1]
+    n_layers = len(layers)
+    # place from the readout back, so each layer knows how many axons consume its neurons
+    placed: list[list[Core]] = [[] for _ in layers]
+    modes: list[str] = [""] * n_layers
+    slots: list[list[Any]] = [[("out", j)] for j in range(layers[-1].q.shape[0])]
+    for k in reversed(range(n_layers)):
+        lay = layers[k]
+        src: list[Any] = ([("data", i) for i in range(n_data)] if k == 0
+                          else [("n", k - 1, i) for i in range(lay.q.shape[1])])
+        bias_key = ("bias", k)
+        direct = place_direct(lay, src, slots, g, bias_key) if mode in ("auto", "direct") else None
+        partial = place_partial(lay, src, slots, g, bias_key, k) if mode in ("auto", "partial") else None
+        if direct is None and partial is None:
+            raise IRError(f"layer {k}: a neuron's fan-in does not fit one core; use partial sums")
+        if partial is None or (direct is not None and len(direct) <= len(partial)):
+            placed[k], modes[k] = direct, "direct"  # type: ignore[assignment]
+        else:
+            placed[k], modes[k] = partial, "partial"
+        # consumers of the previous layer's neurons: one slot per (core, axon)
+        if k > 0:
+            prev: list[list[Any]] = [[] for _ in range(lay.q.shape[1])]
+            for c, core in enumerate(placed[k]):
+                for a, (key, _) in enumerate(core.axons):
+                    if isinstance(key[0], tuple) and key[0][0] == "n":
+                        prev[key[0][2]].append(("axon", k, c, a))
+            slots = prev
+    # timing
+    arrive, offsets = 0, []
+    for k in range(n_layers):
+        out_tick = arrive + (1 if modes[k] == "partial" else 0)
+        offsets.append({"arrive": arrive, "spike": out_tick})
+        arrive = out_tick + 1
+    return _assemble(g, layers, placed, modes, offsets, n_data, T, drain, pairs, readout_unit, quantum)
+
+
+def _assemble(g: Geometry, layers: list[Layer], placed: list[list[Core]], modes: list[str],
+              offsets: list[dict[str, int]], n_data: int, T: int, drain: int,
+              pairs: list[tuple[str, Affine, LIF | Readout]], readout_unit: float, quantum: int) -> CoreIR:
+    base = np.cumsum([0] + [len(p) for p in placed])
+    C = int(base[-1])
+    A, N = g.axons, g.neurons
+    crossbar = np.zeros((C, A, N), bool)
+    axon_type = np.zeros((C, A), np.int8)
+    weight = np.zeros((C, N, g.axon_types), np.int16)
+    threshold = np.full((C, N), (1 << 20) - 1, np.int32)  # unused neurons never fire
+    leak = np.zeros((C, N), np.int32)
+    reset = np.zeros((C, N), np.int8)
+    floor = np.full((C, N), NO_FLOOR, np.int32)
+    where: dict[Any, tuple[int, int]] = {}  # axon key -> (core, axon) for partial and neuron links
+    inputs, edges, outputs = [], [], []
+    n_bias = 0
+    bias_lines = []
+    for k, cores in enumerate(placed):
+        if any(key == (("bias", k),) for core in cores for key, _ in core.axons):
+            bias_lines.append({"index": n_data + n_bias, "start": offsets[k]["arrive"], "ticks": T,
+                               "layer": k})
+            n_bias += 1
+    bias_index = {line["layer"]: line["index"] for line in bias_lines}
+    for k, cores in enumerate(placed):
+        for c, core in enumerate(cores):
+            gc = int(base[k] + c)
+            for a, (key, kind) in enumerate(core.axons):
+                axon_type[gc, a] = kind
+                if key[0] == "partial":
+                    where[key] = (gc, a)
+                else:  # (source key, sign) of a data or neuron source
+                    src = key[0]
+                    if src[0] == "data":
+                        inputs.append((src[1], gc, a))
+                    elif src[0] == "bias":
+                        inputs.append((bias_index[k], gc, a))
+                    else:
+                        where[("axon", k, c, a)] = (gc, a)
+    neuron_map: list[list[list[int]]] = [[[-1, -1] for _ in range(lay.q.shape[0])] for lay in layers]
+    for k, cores in enumerate(placed):
+        for c, core in enumerate(cores):
+            gc = int(base[k] + c)
+            for n, nrn in enumerate(core.neurons):
+                crossbar[gc, nrn["axons"], n] = True
+                weight[gc, n] = nrn["w"]
+                threshold[gc, n] = nrn["thr"]
+                reset[gc, n] = nrn["reset"]
+                floor[gc, n] = nrn["floor"]
+                dest = nrn["dest"]
+                if nrn["role"] == "main" and neuron_map[k][nrn["j"]][0] < 0:
+                    neuron_map[k][nrn["j"]] = [gc, n]
+                if dest[0] == "out":
+                    outputs.append((gc, n, dest[1]))
+                else:
+                    dc, da = where[dest]
+                    edges.append((gc, n, dc, da, 1))
+    ticks = offsets[-1]["spike"] + T + drain
+    syn_per_layer = [int(np.count_nonzero(lay.q)) for lay in layers]
+    report = {
+        "quantisation": {"scheme": "ternary per neuron (TWN), ±1 weight L_j per neuron, partial "
+                                   f"quantum Q_j = {quantum or 'round(threshold/2 units)'}·L_j",
+                         "layers": [lay.error for lay in layers]},
+        "layers": [{"name": name, "mode": modes[k], "cores": len(placed[k]),
+                    "ternary_synapses": syn_per_layer[k],
+                    "replicas": sum(1 for core in placed[k] for nrn in core.neurons if nrn["role"] == "main")
+                    - sum(1 for m in neuron_map[k] if m[0] >= 0),
+                    "partial_neurons": sum(1 for core in placed[k] for nrn in core.neurons
+                                           if nrn["role"] == "partial"),
+                    "unplaced_neurons": sum(1 for m in neuron_map[k] if m[0] < 0)}
+                   for k, (name, _, _) in enumerate(pairs)],
+        "lower_bound": lower_bound(layers, placed, g),
+    }
+    meta = {
+        "inputs": {"n_data": n_data, "bias_lines": bias_lines, "encoding": "rate"},
+        "outputs": {"decode": "argmax of output spike counts over the sample's ticks (first index on "
+                              "ties)", "readout_unit": readout_unit},
+        "timing": {"T": T, "ticks_per_sample": ticks, "drain": drain, "layer_offsets": offsets,
+                   "taus": [getattr(nrn, "tau", None) for _, _, nrn in pairs]},
+        "neuron_map": neuron_map, "report": report,
+    }
+    return CoreIR(g, crossbar, axon_type, weight, threshold, leak, reset, floor,
+                  np.asarray(edges, np.int32).reshape(-1, 5), np.asarray(outputs, np.int32).reshape(-1, 3),
+                  np.asarray(inputs, np.int32).reshape(-1, 3), n_data + n_bias, layers[-1].q.shape[0], meta)
+
+
+def lower_bound(layers: list[Layer], placed: list[list[Core]], g: Geometry) -> int:
+    """Cores no placement of these quantised layers can beat, per layer summed:
+    max(main neurons incl. replicas / N, distinct (source, sign) axons / A,
+    synapses / (A·N)). It ignores partial-sum overheads, so it is loose for wide fan-in."""
+    total = 0
+    for lay, cores in zip(layers, placed, strict=True):
+        mains = sum(1 for core in cores for nrn in core.neurons if nrn["role"] == "main")
+        live = sorted({nrn["j"] for core in cores for nrn in core.neurons})
+        qq = lay.q[live]
+        axons = int((qq > 0).any(0).sum() + (qq < 0).any(0).sum())
+        syn = int(np.count_nonzero(qq))
+        total += max(math.ceil(mains / g.neurons), math.ceil(axons / g.axons),
+                     math.ceil(syn / (g.axons * g.neurons)), 1)
+    return total

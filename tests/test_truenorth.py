@@ -1,0 +1,217 @@
+"""TrueNorth core IR: exactness against PyTorch and Lava, the validator, the CLI.
+
+The exact network: an IF MLP (τ = 1) with ternary weights ±0.5, biases in
+{−0.5, 0, 0.5} and v_th = 1.5, rate-coded input, every fan-in within one core. Its
+integer form is exact (with L = 15: weight ±15, bias ±15, threshold floor(1.5·30) + 1
+= 46, and 3·15 < 46 <= 4·15 as 3·0.5 <= 1.5 < 4·0.5), so
+layer k's spikes at IR tick ``t + layer_offsets[k]["spike"]`` (0 for the first
+hidden layer, 1 for the second: one tick per edge) equal PyTorch's step ``t`` and
+Lava's step ``t + k + 1`` (one step per Lava connection process).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from esl_export import cli
+from esl_export.lava import artifact
+from esl_export.lava.runner import simulate as lava_simulate
+from esl_export.truenorth import ir as ir_mod
+from esl_export.truenorth.energy import price_run
+from esl_export.truenorth.ir import IRError
+from esl_export.truenorth.simulate import simulate
+from esl_train.checkpoint import make_checkpoint, save_checkpoint
+from esl_train.models import build_model
+
+N, T = 16, 6
+
+
+def _exact_model() -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp-lif", "sizes": [32, 40, 24, 5], "T": T, "tau": 1.0, "v_th": 1.5,
+                         "encoding": "rate"})
+    masks = {}
+    with torch.no_grad():
+        for name, w in model.connection_weights().items():
+            masks[name] = torch.rand_like(w) < 0.6
+            w.copy_(0.5 * torch.sign(torch.randn_like(w)) * masks[name])
+        for fc in model.fc:
+            fc.bias.copy_(0.5 * torch.randint(-1, 2, fc.bias.shape).float())
+    return model.eval(), masks
+
+
+@pytest.fixture(scope="module")
+def exact(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("tn")
+    model, masks = _exact_model()
+    path = folder / "model.pt"
+    save_checkpoint(make_checkpoint(model, masks), path)
+    assert cli.main([str(path), "--target", "truenorth", "-o", str(folder / "tn"),
+                     "--placement", "direct"]) == 0
+    assert cli.main([str(path), "--target", "lava", "-o", str(folder / "lava")]) == 0
+    torch.manual_seed(1)
+    x = torch.rand(N, 32, dtype=torch.float64) * 0.8
+    rec = copy.deepcopy(model).double().layer_spikes(x)
+    return {"folder": folder, "path": path, "ir": ir_mod.read(folder / "tn"), "rec": rec, "x": x.numpy(),
+            "lava": artifact.read(folder / "lava")}
+
+
+def test_exact_network_matches_pytorch_and_lava_spike_for_spike(exact: dict) -> None:
+    ir, rec = exact["ir"], exact["rec"]
+    seq = rec["input"].numpy()
+    sim = simulate(ir, seq, record=True)
+    assert sim.spikes is not None
+    lava = lava_simulate(exact["lava"], exact["x"], input_seq=seq, record=True)
+    offsets = ir.meta["timing"]["layer_offsets"]
+    assert [o["spike"] for o in offsets[:2]] == [0, 1]
+    for k, layer in enumerate(["lif.0", "lif.1"]):
+        ref = rec[layer].numpy()  # [T, N, n]
+        assert ref.any() and not ref.all()
+        placed = [(j, c, n) for j, (c, n) in enumerate(ir.meta["neuron_map"][k]) if c >= 0]
+        assert len(placed) >= 0.9 * ref.shape[2]
+        js, cs, ns = (np.asarray(v) for v in zip(*placed, strict=True))
+        o = offsets[k]["spike"]
+        got = sim.spikes[o:o + T][:, cs, :, ns]  # [placed, T, N]
+        np.testing.assert_array_equal(got.transpose(1, 2, 0), ref[:, :, js] > 0)
+        lv = lava.records[layer][k + 1:k + 1 + N * T].reshape(N, T, -1).transpose(1, 0, 2)
+        np.testing.assert_array_equal(lv, ref)
+    # the readout integrates exactly: its class scores follow PyTorch's summed logits
+    logits = rec["output"].numpy().sum(0)
+    top = logits.max(1, keepdims=True)
+    agree = [logits[b, p] >= top[b, 0] - 1.0 for b, p in enumerate(sim.predictions())]
+    assert all(agree)
+    energy = price_run(ir, sim)
+    assert energy.sops_per_sample == sim.sops.sum() / N > 0 and energy.total_j > energy.dynamic_j > 0
+
+
+def test_export_reports_cores_and_is_validated_on_load(exact: dict, capsys: pytest.CaptureFixture) -> None:
+    ir = exact["ir"]
+    st = ir.stats()
+    assert st["cores"] >= ir.meta["report"]["lower_bound"] >= 1
+    assert 0 < st["utilisation"] <= 1
+    assert ir.meta["report"]["layers"][0]["mode"] == "direct"
+
+
+def _corrupt(src: Path, dst: Path, change: Callable[[dict], None]) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    with np.load(dst / ir_mod.ARRAYS) as z:
+        arrays = {k: np.array(z[k]) for k in z.files}
+    change(arrays)
+    with open(dst / ir_mod.ARRAYS, "wb") as f:
+        np.savez(f, **arrays)
+    return dst
+
+
+def _extra_axon(a: dict) -> None:
+    a["crossbar"] = np.concatenate([a["crossbar"], a["crossbar"][:, :1]], axis=1)
+    a["axon_type"] = np.concatenate([a["axon_type"], a["axon_type"][:, :1]], axis=1)
+
+
+def _fifth_type(a: dict) -> None:
+    a["axon_type"][0, 0] = 4
+
+
+def _big_weight(a: dict) -> None:
+    a["weight"][0, 3, 1] = 300
+
+
+def _two_destinations(a: dict) -> None:
+    e = a["edges"][0].copy()
+    e[3] = (e[3] + 1) % 256
+    a["edges"] = np.vstack([a["edges"], e])
+
+
+def _dangling(a: dict) -> None:
+    a["edges"][0, 2] = 999
+
+
+@pytest.mark.parametrize(("change", "rule", "words"), [
+    (_extra_axon, "[shape]", "257 axons per core, the geometry allows 256"),
+    (_fifth_type, "[axon-type]", "core 0 axon 0: type 4, allowed 0..3"),
+    (_big_weight, "[weight-range]", "core 0 neuron 3 type 1: weight 300 does not fit 9 signed bits"),
+    (_two_destinations, "[one-destination]", "2 destinations"),
+    (_dangling, "[dangling]", "destination core 999 axon"),
+])
+def test_corrupted_ir_is_rejected_with_the_rule_and_core(exact: dict, tmp_path: Path,
+                                                        change: Callable[[dict], None], rule: str,
+                                                        words: str) -> None:
+    bad = _corrupt(exact["folder"] / "tn", tmp_path / "bad", change)
+    with pytest.raises(IRError) as err:
+        ir_mod.read(bad)
+    assert rule in str(err.value) and words in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_valid_but_edited_ir_fails_its_checksum(exact: dict, tmp_path: Path) -> None:
+    def lower_threshold(a: dict) -> None:
+        a["threshold"][0, 0] -= 1
+
+    with pytest.raises(IRError, match="changed since export"):
+        ir_mod.read(_corrupt(exact["folder"] / "tn", tmp_path / "edited", lower_threshold))
+
+
+def test_esl_run_streams_digits_through_the_ir_and_bad_input_is_one_line(
+        exact: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from esl_export import run
+
+    # the exact net takes 32 inputs, not digits: a digit run must fail in one line, exit 2
+    with pytest.raises(SystemExit) as exc:
+        run.main([str(exact["folder"] / "tn"), "--samples", "5", "--no-progress"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("esl-run: error:") and "\n" not in err
+    bad = _corrupt(exact["folder"] / "tn", tmp_path / "bad", _fifth_type)
+    with pytest.raises(SystemExit) as exc:
+        run.main([str(bad), "--samples", "5"])
+    assert exc.value.code == 2 and "[axon-type]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # a direct-coded model is refused at export
+        model = build_model({"name": "mlp-lif", "sizes": [8, 4, 2], "T": 2})
+        path = tmp_path / "direct.pt"
+        save_checkpoint(make_checkpoint(model, {}), path)
+        cli.main([str(path), "--target", "truenorth", "-o", str(tmp_path / "out")])
+    assert exc.value.code == 2 and "--encoding rate" in capsys.readouterr().err
+
+
+def test_partial_sums_on_small_cores_validate_and_cost_one_tick_per_layer(exact: dict) -> None:
+    from esl_export.lower import lower
+    from esl_export.truenorth.ir import Geometry
+    from esl_export.truenorth.lower import lower_graph
+
+    model, masks = _exact_model()
+    geo = Geometry(axons=16, neurons=32, axon_types=4, weight_bits=9, max_delay=15, platform="small")
+    with pytest.raises(IRError, match="fan-in does not fit"):
+        lower_graph(lower(model, masks), geo, mode="direct")
+    ir = lower_graph(lower(model, masks), geo, mode="partial", quantum=2)  # validated on construction
+    assert ir.crossbar.shape[1:] == (16, 32)
+    assert [o["spike"] for o in ir.meta["timing"]["layer_offsets"]] == [1, 3, 5]
+    assert all(lay["partial_neurons"] > 0 for lay in ir.meta["report"]["layers"])
+    rec = exact["rec"]
+    sim = simulate(ir, rec["input"].numpy())
+    # lossy (one spike per tick per partial neuron) but close: most digits keep PyTorch's class
+    agree = np.mean(sim.predictions() == rec["output"].numpy().sum(0).argmax(1))
+    assert agree >= 0.5
+
+
+def test_esl_run_on_a_digit_model_prints_accuracy_agreement_sops_energy(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from esl_export import run
+
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp-lif", "sizes": [784, 16, 10], "T": 4, "encoding": "rate"})
+    path = tmp_path / "m.pt"
+    save_checkpoint(make_checkpoint(model, {}), path)
+    assert cli.main([str(path), "--target", "truenorth", "-o", str(tmp_path / "tn")]) == 0
+    out = capsys.readouterr().out
+    assert "cores (lower bound" in out and "utilisation" in out and "0 splitters" in out
+    assert run.main([str(tmp_path / "tn"), "--samples", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "IR simulator: accuracy" in out and "agrees with PyTorch" in out and "SOPs" in out
+    assert "truenorth-merolla2014" in out and "ticks/s" in out
