@@ -152,8 +152,8 @@ class Flatten:
 
 
 @dataclass(frozen=True)
-class Add:
-    """Element-wise sum of its inputs (residual connections)."""
+class _Elementwise:
+    """A node whose output has its input's shape."""
 
     shape: tuple[int, ...]
 
@@ -167,11 +167,15 @@ class Add:
 
 
 @dataclass(frozen=True)
-class LIF:
+class Add(_Elementwise):
+    """Element-wise sum of its inputs (residual connections)."""
+
+
+@dataclass(frozen=True)
+class LIF(_Elementwise):
     """u(t) = tau·u(t-1) + I(t); spike when u > v_th (strict); u <- 0 after a spike.
     Lava floating_pt: du = 1, dv = 1 - tau."""
 
-    shape: tuple[int, ...]
     tau: float
     v_th: float
     reset: str = "zero"
@@ -180,46 +184,19 @@ class LIF:
         if not 0.0 <= self.tau <= 1.0 or self.v_th <= 0 or self.reset != "zero":
             raise GraphError(f"LIF: tau {self.tau} in [0, 1], v_th {self.v_th} > 0, reset 'zero' expected")
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return _shape(self.shape)
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return _shape(self.shape)
-
 
 @dataclass(frozen=True)
-class SingleSpikeIF:
+class SingleSpikeIF(_Elementwise):
     """Non-leaky integrate-and-fire with exponentially decaying synaptic current
     (tau_syn), threshold ``threshold``; each neuron fires at most once."""
 
-    shape: tuple[int, ...]
     threshold: float = 1.0
     tau_syn: float = 1.0
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return _shape(self.shape)
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return _shape(self.shape)
-
 
 @dataclass(frozen=True)
-class Readout:
+class Readout(_Elementwise):
     """Non-spiking output: the input current of each step is that step's logit."""
-
-    shape: tuple[int, ...]
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return _shape(self.shape)
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return _shape(self.shape)
 
 
 Node = Input | Affine | Conv2d | AvgPool2d | Flatten | Add | LIF | SingleSpikeIF | Readout
