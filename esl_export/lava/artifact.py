@@ -35,12 +35,8 @@ Time (``manifest["time"]``):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +46,7 @@ import numpy as np
 from scipy import sparse
 
 from esl_export import single_spike_dt as sdt
+from esl_export.files import export_folder, sha256_file
 from esl_export.graph import (
     LIF,
     Add,
@@ -246,14 +243,6 @@ def from_graph(graph: Graph, source: dict[str, Any], dt: float = sdt.DEFAULT_DT,
 # ----------------------------------------------------------------- files
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def jsonable(value: Any) -> Any:
     """Plain JSON data (numpy scalars and tuples converted, non-finite numbers as strings)."""
     if isinstance(value, dict):
@@ -282,17 +271,7 @@ def _stage_entry(k: int, stage: Stage, file: str, pipelined: bool) -> dict[str, 
 def write(art: Artifact, out_dir: str | Path) -> Path:
     """Write the artifact into a temporary folder beside ``out_dir`` and rename it into
     place, so a crash never leaves a half-written export where a good one was."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ArtifactError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ArtifactError(f"{out}: exists and is not an esl-snn Lava export; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary folder
+    with export_folder(out_dir, MANIFEST, "Lava export", ArtifactError) as tmp:
         entries, files = [], {}
         for k, stage in enumerate(art.stages):
             fname = f"stage_{k:02d}.npz"
@@ -319,22 +298,8 @@ def write(art: Artifact, out_dir: str | Path) -> Path:
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=1) + "\n")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if out.exists():  # replace an earlier export: move it aside, then swap
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            old.rmdir()
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     art.manifest = manifest
-    return out
+    return Path(out_dir)
 
 
 def _fail(path: Path, what: str) -> ArtifactError:

@@ -31,16 +31,14 @@ none: an unused neuron). Tick semantics are in ``simulate.py``.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from esl_export.files import export_folder, sha256_file
 
 FORMAT = "esl-snn-truenorth-ir"
 VERSION = 1
@@ -128,27 +126,9 @@ class CoreIR:
                 "axons_used": int(self.used_axons().sum()), "neurons_used": int(self.used_neurons().sum())}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write(ir: CoreIR, out_dir: str | Path) -> Path:
     """Write into a temporary folder beside ``out_dir`` and rename it into place."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise IRError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise IRError(f"{out}: exists and is not an esl-snn TrueNorth export; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+    with export_folder(out_dir, MANIFEST, "TrueNorth export", IRError) as tmp:
         with open(tmp / ARRAYS, "wb") as f:
             np.savez_compressed(
                 f, crossbar=np.packbits(ir.crossbar, axis=2), axon_type=ir.axon_type.astype(np.int8),
@@ -162,24 +142,10 @@ def write(ir: CoreIR, out_dir: str | Path) -> Path:
             "geometry": {"axons": g.axons, "neurons": g.neurons, "axon_types": g.axon_types,
                          "weight_bits": g.weight_bits, "max_delay": g.max_delay, "platform": g.platform},
             "n_cores": ir.n_cores, "n_inputs": ir.n_inputs, "n_outputs": ir.n_outputs,
-            **ir.meta, "files": {ARRAYS: _sha256(tmp / ARRAYS)},
+            **ir.meta, "files": {ARRAYS: sha256_file(tmp / ARRAYS)},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            old.rmdir()
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)
 
 
 _ARRAY_KEYS = ("crossbar", "axon_type", "weight", "threshold", "leak", "reset", "floor", "edges",
@@ -220,6 +186,6 @@ def read(path: str | Path) -> CoreIR:
             if k not in ("format", "version", "geometry", "n_cores", "n_inputs", "n_outputs", "files")}
     ir = CoreIR(geom, crossbar, n_inputs=n_in, n_outputs=n_out, meta=meta, **arr)  # the rules first
     want = (manifest.get("files") or {}).get(ARRAYS)
-    if want is not None and _sha256(p / ARRAYS) != want:
+    if want is not None and sha256_file(p / ARRAYS) != want:
         raise IRError(f"{p / ARRAYS}: valid, but changed since export (sha256 differs from the manifest)")
     return ir

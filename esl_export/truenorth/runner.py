@@ -7,26 +7,18 @@ PyTorch's own rate-coded Bernoulli draw fed to the IR, so both see the same spik
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from esl_export.files import sha256_file
 from esl_export.truenorth import ir as ir_mod
 from esl_export.truenorth.energy import IREnergy, price_run
 from esl_export.truenorth.ir import CoreIR, Geometry, IRError
 from esl_export.truenorth.lower import lower_graph
 from esl_export.truenorth.simulate import SimResult, simulate
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_model(model_path: str | Path, out_dir: str | Path, platform: str = "truenorth-merolla2014",
