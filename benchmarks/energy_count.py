@@ -28,32 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from esl_energy.referee import StepByStep, neurobench_counter  # noqa: E402
 from esl_energy.report import Loaded, load, measure  # noqa: E402
 from esl_export.lower import lower  # noqa: E402
 from esl_train.checkpoint import make_checkpoint  # noqa: E402
 from esl_train.data import load_data  # noqa: E402
 from esl_train.models import build_model  # noqa: E402
-
-
-class StepByStep(nn.Module):
-    """mlp-lif with its first layer applied at every time step (same modules)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        cur = net.fc[0](net.encode(x))
-        for k, lif in enumerate(net.lif):
-            cur = net.fc[k + 1](lif(cur))
-        return cur
 
 
 def demo_model() -> Loaded:
@@ -80,18 +65,6 @@ def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
         result = fn()
         best = min(best, time.perf_counter() - t0)
     return best, result
-
-
-def neurobench_counter(net: nn.Module, x: torch.Tensor, batch_size: int) -> Callable[[], dict[str, float]]:
-    from neurobench.benchmarks import Benchmark
-    from neurobench.metrics.workload import SynapticOperations
-    from neurobench.models import TorchModel
-    from torch.utils.data import DataLoader, TensorDataset
-
-    loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)), batch_size=batch_size,
-                        generator=torch.Generator())
-    bench = Benchmark(TorchModel(net), loader, [], [], [[], [SynapticOperations]])
-    return lambda: bench.run(quiet=True)["SynapticOperations"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ import torch
 from esl_train.data import load_data
 from esl_train.esl import GROW_RULES, PRUNE_RULES, ESLConfig, ESLSparsifier
 from esl_train.models import build_model
-from esl_train.train import TrainConfig, make_optimizer
+from esl_train.train import TrainConfig, make_optimizer, train_step
 
 MLPS = ("mlp-single-spike", "mlp-lif")
 
@@ -82,32 +82,27 @@ def main(argv: list[str] | None = None) -> int:
         t_iter=t_iter, t_end=None, verbose=False))
     clip = recipe.get("clip_grad_norm")
 
-    def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
-        loss = model.loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+    def step(model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+        train_step(model, opt, x, y, clip)
 
     remask_s: list[float] = []
     update_s: list[float] = []
 
     def esl_step() -> None:
-        train_step(sparse, sparse_opt)
+        step(sparse, sparse_opt)
         t0 = time.perf_counter()
         row = sp.step()
         (update_s if row else remask_s).append(time.perf_counter() - t0)
 
     for _ in range(2):  # warm-up (allocator, lazy init)
-        train_step(dense, dense_opt)
-        train_step(sparse, sparse_opt)
+        step(dense, dense_opt)
+        step(sparse, sparse_opt)
     sp.t = 0  # the warm-up steps above did not call sp.step(); blocks end on update steps
     dense_s, esl_s = 0.0, 0.0
     for _ in range(args.blocks):
         t0 = time.perf_counter()
         for _ in range(t_iter):
-            train_step(dense, dense_opt)
+            step(dense, dense_opt)
         dense_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(t_iter):

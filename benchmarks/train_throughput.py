@@ -4,7 +4,7 @@ Each model is built from its architecture description through the model registry
 random pixels in [0, 1] shaped like MNIST (``[B, 1, 28, 28]``) in batches of the size its
 training recipe (``default_hparams``) uses, and timed over ``--steps`` steps after
 ``--warmup`` untimed ones; the best of ``--repeats`` timings is reported.  A model that
-cannot be built (not written yet, or a broken description) is skipped with a message.
+cannot be built is skipped with a message.
 
     .venv/bin/python benchmarks/train_throughput.py
     .venv/bin/python benchmarks/train_throughput.py --models mlp-single-spike --steps 50
@@ -20,31 +20,11 @@ from typing import Any
 
 import torch
 
+from esl_train.models import build_model
+from esl_train.train import TrainConfig, make_optimizer, train_step
+
 SIZES = [784, 800, 10]
 MODELS = ("mlp-single-spike", "mlp-lif")
-
-
-def build(arch: dict[str, Any]) -> torch.nn.Module:
-    """Build through the registry's ``build_model``; for the single-spike MLP fall back to
-    its class if the registry is missing or cannot be imported."""
-    try:
-        from esl_train.models import build_model
-
-        return build_model(arch)
-    except ImportError:
-        if arch.get("name") != "mlp-single-spike":
-            raise
-        from esl_train.models.single_spike import SingleSpikeMLP
-
-        return SingleSpikeMLP(arch)
-
-
-def _optimizer(model: torch.nn.Module, hp: dict[str, Any]) -> torch.optim.Optimizer:
-    lr = float(hp.get("lr", 1e-3))
-    wd = float(hp.get("weight_decay", 0.0) or 0.0)
-    if hp.get("optimizer", "adam") == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
 
 
 def measure(
@@ -52,7 +32,9 @@ def measure(
 ) -> tuple[float, float]:
     """Best samples/s over ``repeats`` timings of ``steps`` training steps, and the last loss."""
     hp = dict(getattr(model, "default_hparams", {}))
-    opt = _optimizer(model, hp)
+    opt = make_optimizer(TrainConfig(out="", epochs=1, batch_size=batch_size, lr=float(hp.get("lr", 1e-3)),
+                                     optimizer=hp.get("optimizer", "adam"),
+                                     weight_decay=float(hp.get("weight_decay") or 0.0)), model.parameters())
     clip = hp.get("clip_grad_norm")
     g = torch.Generator().manual_seed(seed)
     n_classes = SIZES[-1]
@@ -66,13 +48,7 @@ def measure(
 
     def step(i: int) -> float:
         x, y = batches[i % len(batches)]
-        loss = model.loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        return loss.item()
+        return train_step(model, opt, x, y, clip)[1].item()
 
     model.train()
     loss = float("nan")
@@ -105,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         try:
-            model = build({"name": name, "sizes": list(SIZES)})
+            model = build_model({"name": name, "sizes": list(SIZES)})
         except Exception as exc:  # a model that is not there is skipped, not fatal
             print(f"skipping {name}: cannot build it ({type(exc).__name__}: {exc})", file=sys.stderr)
             continue

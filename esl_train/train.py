@@ -113,6 +113,20 @@ def make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adam, sgd)")
 
 
+def train_step(model: SNNModel, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               clip_grad_norm: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step (forward, loss, backward, clipping, update); returns the
+    output and the loss. The loop and the benchmarks time this same step."""
+    out = model(x)
+    loss = model.loss(out, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_grad_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    opt.step()
+    return out, loss
+
+
 @torch.no_grad()
 def evaluate(model: SNNModel, split: Split, batch_size: int = 500) -> tuple[float, float]:
     """Mean loss and accuracy of a model on a split (eval mode)."""
@@ -235,13 +249,7 @@ def train(
             i = state["step_in_epoch"] * cfg.batch_size
             idx = order[i : i + cfg.batch_size]
             x, y = data.train.x[idx], data.train.y[idx]
-            out = model(x)
-            loss = model.loss(out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-            opt.step()
+            out, loss = train_step(model, opt, x, y, cfg.clip_grad_norm)
             if sparsifier is not None:
                 update = sparsifier.step()
                 if update:

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from neurobench.benchmarks import Benchmark
-from neurobench.metrics.workload import SynapticOperations
-from neurobench.models import TorchModel
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from esl_energy.activity import reference_activity
 from esl_energy.counting import DenseOps, MeasuredOps
+from esl_energy.referee import StepByStep, neurobench_synops
 from esl_energy.report import load, measure
 from esl_train.checkpoint import make_checkpoint, save_checkpoint
 from esl_train.data import load_data
@@ -52,30 +49,6 @@ def _saved(tmp_path: Path, arch: dict, **kw: float) -> Path:
     path = tmp_path / f"{arch['name']}.pt"
     save_checkpoint(make_checkpoint(model, masks=masks), path)
     return path
-
-
-def neurobench_synops(net: nn.Module, x: torch.Tensor, batch_size: int) -> dict[str, float]:
-    # its own generator: iterating must not draw from the global RNG (rate coding uses it)
-    loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)), batch_size=batch_size,
-                        generator=torch.Generator())
-    bench = Benchmark(TorchModel(net), loader, [], [], [[], [SynapticOperations]])
-    return bench.run(quiet=True)["SynapticOperations"]
-
-
-class StepByStep(nn.Module):
-    """The mlp-lif forward without the hoisted first layer: fc.0 applied to the
-    encoded input at every step. Same modules, same output."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        cur = net.fc[0](net.encode(x))
-        for k, lif in enumerate(net.lif):
-            cur = net.fc[k + 1](lif(cur))
-        return cur
 
 
 @pytest.fixture(scope="module")
