@@ -3,6 +3,11 @@
     esl-energy MODEL.pt [MODEL.pt ...] --platforms gpu,truenorth [--mode connections,measured]
                [--data mnist-embedded] [--samples 1000] [--layers] [--format table|markdown|csv|json|latex]
     esl-energy table1 [--dense DENSE.pt] [--esl ESL.pt] [--out runs/table1] [--format ...]
+    esl-energy IR_DIR [IR_DIR ...] [--platforms truenorth-merolla2014] [--samples 200]
+
+An IR_DIR (written by ``esl-export --target truenorth``) is priced by running test digits
+through its tick-accurate simulator: measured SOPs per core plus static power per core
+and tick (``esl_energy/placed.py``).
 
 Every bad input ends with one line ``esl-energy: error: ...`` on stderr and exit status 2.
 """
@@ -14,15 +19,19 @@ import sys
 from typing import NoReturn
 
 from esl_energy.counting import DIRECT_INPUT, MODES, EnergyError
+from esl_energy.placed import DEFAULT_IR_PLATFORMS
 from esl_energy.report import DEFAULT_DATA, FORMATS, evaluate, parse_modes, render
 from esl_export.graph import GraphError
+from esl_export.truenorth.ir import IRError
+from esl_export.truenorth.runner import is_export
 from esl_train.checkpoint import CheckpointError
 from esl_train.data import DataError
 from hw_targets import TargetError, load_platforms
 
 PROG = "esl-energy"
 #: errors that are the user's input, reported on one line
-INPUT_ERRORS = (CheckpointError, DataError, TargetError, EnergyError, GraphError, ValueError, OSError)
+INPUT_ERRORS = (CheckpointError, DataError, TargetError, EnergyError, GraphError, IRError, ValueError,
+                OSError)
 
 
 class UsageError(Exception):
@@ -51,15 +60,22 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _model_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Count the operations of spiking-network model files "
                 "and price them per hardware platform. 'esl-energy table1 --help' for ESL-SNNs Table 1.")
-    p.add_argument("models", nargs="+", metavar="MODEL.pt", help="model file(s) written by esl-train")
-    p.add_argument("--platforms", default="gpu,truenorth",
-                   help="comma-separated platform names, aliases or YAML paths (default: gpu,truenorth)")
+    p.add_argument("models", nargs="+", metavar="MODEL.pt|IR_DIR",
+                   help="model file(s) written by esl-train, or TrueNorth IR folder(s) written by "
+                   "esl-export --target truenorth")
+    p.add_argument("--platforms", default=None,
+                   help="comma-separated platform names, aliases or YAML paths (default: gpu,truenorth "
+                   f"for model files, {DEFAULT_IR_PLATFORMS} for IR folders)")
+    p.add_argument("--source", default=None, metavar="MODEL.pt",
+                   help="IR folders: the model.pt they were exported from, whose rate-coded draw is "
+                   "replayed (default: the path the IR's manifest records)")
     p.add_argument("--mode", default="connections",
                    help=f"comma-separated counting modes: {', '.join(MODES)} (default: connections)")
     p.add_argument("--data", default=DEFAULT_DATA,
                    help=f"dataset for measured mode, its test split (default: {DEFAULT_DATA})")
     p.add_argument("--data-dir", default=None, help="folder of the dataset (all but mnist-embedded)")
-    p.add_argument("--samples", type=int, default=1000, help="samples for measured mode (default: 1000)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="samples for measured mode (default: 1000) or for an IR run (default: 200)")
     p.add_argument("--batch-size", type=int, default=256, help="batch size for measured mode")
     p.add_argument("--direct-input", default="per-step", choices=DIRECT_INPUT,
                    help="count a layer reading direct (constant analog) input at every time step "
@@ -88,12 +104,48 @@ def _progress(flag: bool | None) -> bool:
 
 def _run_models(argv: list[str]) -> int:
     args = _model_parser().parse_args(argv)
-    platforms = load_platforms(args.platforms, args.targets_file)
+    placed = [is_export(m) for m in args.models]
+    if any(placed):
+        if not all(placed):
+            fail("give model files or TrueNorth IR folders, not both in one call")
+        return _run_placed(args)
+    if args.source is not None:
+        fail("--source is for IR folders")
+    platforms = load_platforms(args.platforms or "gpu,truenorth", args.targets_file)
     modes = parse_modes(args.mode)
     results = evaluate(args.models, platforms, modes, args.data, data_dir=args.data_dir,
-                       samples=args.samples, direct_input=args.direct_input,
-                       batch_size=args.batch_size, progress=_progress(args.progress))
+                       samples=1000 if args.samples is None else args.samples,
+                       direct_input=args.direct_input, batch_size=args.batch_size,
+                       progress=_progress(args.progress))
     print(render(results, args.format, args.layers))
+    return 0
+
+
+def _run_placed(args: argparse.Namespace) -> int:
+    import json
+
+    from esl_energy.placed import placed_rows, price_placed
+    from esl_energy.report import table
+
+    platforms = load_platforms(args.platforms or DEFAULT_IR_PLATFORMS, args.targets_file)
+    samples = 200 if args.samples is None else args.samples
+    results = [price_placed(m, platforms, samples, model_path=args.source,
+                            data=None if args.data == DEFAULT_DATA else args.data, data_dir=args.data_dir)
+               for m in args.models]
+    rows = placed_rows(results)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(table(rows, args.format))
+    if args.format in ("table", "markdown"):
+        mark = "*" if args.format == "table" else "-"
+        for res in results:
+            run = res.run
+            print(f"{mark} {res.path}: IR accuracy {100 * run.accuracy:.2f}% on {run.samples} test digits"
+                  + (f", PyTorch {100 * run.pytorch_accuracy:.2f}%, agreement {100 * run.agreement:.2f}%"
+                     if run.agreement is not None and run.pytorch_accuracy is not None else ""))
+        print(f"{mark} SOPs are measured per core by the IR simulator (partial-sum and replica neurons "
+              "included); static = cores x ticks x chip power / cores per chip")
     return 0
 
 

@@ -13,8 +13,10 @@ import torch
 from esl_train.checkpoint import CheckpointError
 from esl_train.data import DATASETS, DataError, Splits, load_data
 from esl_train.esl import GROW_RULES, PRUNE_RULES, ESLConfig, esl_factory
+from esl_train.esl.pools import pool_size_for
 from esl_train.models import MODEL_NAMES, ArchError, build_model
 from esl_train.train import Interrupted, TrainConfig, run_paths, train
+from hw_targets import TargetError
 
 MLPS = ("mlp-single-spike", "mlp-lif")
 
@@ -93,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated weight names or module globs (e.g. 'layers.0' or "
                         "'features.*.conv'), 'all', or 'default' (MLP: hidden layers; conv: all "
                         "but the first and last)")
+    e.add_argument("--core-aware", default=None, metavar="PLATFORM",
+                   help="core-aware masks for a crossbar platform of hw_targets (e.g. truenorth): each "
+                        "neuron of a sparse Linear layer reads one pool of (axons-1)//2 inputs, so the "
+                        "layer maps onto one core per pool (see esl_train/esl/pools.py)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -138,7 +144,7 @@ def config_from_args(args: argparse.Namespace, recipe: dict[str, Any]) -> TrainC
 def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: int) -> ESLConfig | None:
     """ESL settings from the flags (None: dense training), with the defaults filled in."""
     if args.eps is None and args.density is None:
-        given = [f for f in ("prune", "grow", "alpha", "t_iter", "t_end", "sparse_layers")
+        given = [f for f in ("prune", "grow", "alpha", "t_iter", "t_end", "sparse_layers", "core_aware")
                  if getattr(args, f) is not None]
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} needs --eps or --density")
@@ -153,6 +159,7 @@ def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: in
         eps=args.eps, density=args.density, prune=args.prune or "magnitude", grow=args.grow or "gradient",
         alpha=ESL_ALPHA if args.alpha is None else args.alpha, t_iter=t_iter, t_end=t_end,
         sparse_layers=layers, seed=args.seed,
+        pool_size=None if args.core_aware is None else pool_size_for(args.core_aware),
     )
 
 
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         factory = esl_factory(esl) if esl is not None else None
         result = train(arch, data, cfg, sparsifier_factory=factory, resume=args.resume,
                        progress=not args.no_progress)
-    except (DataError, ArchError, CheckpointError, ValueError) as exc:
+    except (DataError, ArchError, CheckpointError, TargetError, ValueError) as exc:
         print(f"esl-train: error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Interrupted):

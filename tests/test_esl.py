@@ -423,3 +423,73 @@ def test_rules_that_need_a_signal_say_so() -> None:
                        ESLConfig(eps=1, grow="gradient", t_iter=1, sparse_layers=["fc"], verbose=False))
     with pytest.raises(RuntimeError, match="no gradient"):
         sp.step()
+
+
+# ---------------------------------------------------------------------------------------
+# core-aware pools
+
+
+def test_pools_cover_every_input_are_full_and_split_the_outputs() -> None:
+    from esl_train.esl.pools import draw_pools, pool_size_for
+
+    assert pool_size_for("truenorth") == 127  # (256 axons - 1 bias line) // 2 signs
+    pools = draw_pools(800, 784, 127, torch.Generator().manual_seed(0))
+    G = math.ceil(784 / 127)
+    assert pools.members.shape == (G, 127)
+    for row in pools.members:
+        assert row.unique().numel() == 127  # no input twice in a pool
+    assert set(pools.members.flatten().tolist()) == set(range(784))
+    sizes = torch.bincount(pools.of_output, minlength=G)
+    assert int(sizes.max() - sizes.min()) <= 1 and int(sizes.sum()) == 800
+    allowed = pools.allowed(784)
+    assert allowed.shape == (800, 784) and int(allowed.sum()) == 800 * 127
+    assert torch.equal(allowed[0], allowed[pools.of_output == pools.of_output[0]][-1])
+
+
+def test_core_aware_masks_stay_in_their_pools_through_updates_and_resume() -> None:
+    def setup() -> tuple[ESLSparsifier, _Tiny, torch.optim.Optimizer]:
+        torch.manual_seed(3)
+        model = _Tiny(60, 40)
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+        return ESLSparsifier(model, opt, ESLConfig(eps=4, alpha=0.5, t_iter=2, t_end=40, pool_size=13,
+                                                   sparse_layers=["fc"], seed=4, verbose=False)), model, opt
+
+    sp, model, opt = setup()
+    allowed = sp.allowed["fc.weight"]
+    n = int(sp.masks["fc.weight"].sum())
+    assert n == 400 and not (sp.masks["fc.weight"] & ~allowed).any()
+    # each output reads one pool of 13 inputs: at most 13 inputs per row
+    assert int(sp.masks["fc.weight"].sum(1).max()) <= 13
+    gen = torch.Generator().manual_seed(0)
+    rows = _loop(sp, model, opt, 9, gen)
+    assert rows and all(r["regrown/fc.weight"] > 0 for r in rows)
+    assert not (sp.masks["fc.weight"] & ~allowed).any() and int(sp.masks["fc.weight"].sum()) == n
+    buf = io.BytesIO()
+    torch.save({"sp": sp.state_dict(), "model": model.state_dict(), "opt": opt.state_dict(),
+                "gen": gen.get_state()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    ref = _loop(sp, model, opt, 12, gen)
+    sp2, model2, opt2 = setup()
+    model2.load_state_dict(saved["model"])
+    opt2.load_state_dict(saved["opt"])
+    sp2.load_state_dict(saved["sp"])
+    gen2 = torch.Generator()
+    gen2.set_state(saved["gen"])
+    assert _loop(sp2, model2, opt2, 12, gen2) == ref
+    assert torch.equal(sp.masks["fc.weight"], sp2.masks["fc.weight"])
+    assert not (sp.masks["fc.weight"] & ~allowed).any()
+    assert sp.describe()["pool_size"] == 13 and sp.describe()["pools"] == {"fc.weight": 5}
+
+
+def test_core_aware_masks_refuse_what_does_not_fit() -> None:
+    model = _Tiny(60, 40)
+    opt = torch.optim.Adam(model.parameters())
+    with pytest.raises(ValueError, match="do not fit pools of 5 inputs"):
+        ESLSparsifier(model, opt, ESLConfig(eps=6, pool_size=5, sparse_layers=["fc"], verbose=False))
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3))
+    with pytest.raises(ValueError, match="for Linear layers"):
+        ESLSparsifier(conv, torch.optim.Adam(conv.parameters()),
+                      ESLConfig(eps=2, pool_size=10, sparse_layers=["all"], verbose=False))
+    with pytest.raises(ValueError, match="pool_size"):
+        ESLConfig(eps=1, pool_size=0)

@@ -72,6 +72,37 @@ def test_cli_rejects_esl_flags_without_a_size(tmp_path: Path, capsys: pytest.Cap
     assert main(["--model", "mlp-lif", "--eps", "5", "--sparse-layers", "conv*", "--limit", "20",
                  "--out", str(tmp_path / "m.pt")]) == 2
     assert "matches no connection weight" in capsys.readouterr().err
+    assert main(["--model", "mlp-lif", "--core-aware", "truenorth", "--out", str(tmp_path / "m.pt")]) == 2
+    assert "--core-aware needs --eps or --density" in capsys.readouterr().err
+    for platform, words in (("nosuch", "nosuch"), ("gpu", "no core geometry")):
+        assert main(["--model", "mlp-lif", "--eps", "5", "--core-aware", platform, "--limit", "20",
+                     "--out", str(tmp_path / "m.pt")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("esl-train: error:") and words in err and "\n" not in err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_core_aware_run_keeps_every_neuron_in_one_pool_of_127_inputs(tmp_path: Path) -> None:
+    out = tmp_path / "model.pt"
+    rc = main(["--model", "mlp-lif", "--hidden", "40", "--T", "2", "--encoding", "rate", "--eps", "5",
+               "--core-aware", "truenorth", "--limit", "60", "--epochs", "2", "--t-iter", "1",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.meta["esl"]["pool_size"] == 127 and ckpt.meta["esl"]["pools"] == {"fc.0.weight": 7}
+    mask = ckpt.masks["fc.0.weight"]
+    assert int(mask.sum()) == 5 * (784 + 40) and len(_updates(out)) > 0
+    # 7 pools: the 40 neurons' inputs fall into 7 distinct sets of at most 127 inputs
+    rows = [frozenset(torch.nonzero(r).squeeze(1).tolist()) for r in mask]
+    assert max(len(r) for r in rows) <= 127
+    unions: list[set[int]] = []
+    for r in rows:
+        home = next((u for u in unions if len(u | r) <= 127), None)
+        if home is None:
+            unions.append(set(r))
+        else:
+            home |= r
+    assert len(unions) <= 7
 
 
 ARCH = {"name": "mlp-lif", "sizes": [784, 32, 10], "T": 3}

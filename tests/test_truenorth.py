@@ -215,3 +215,114 @@ def test_esl_run_on_a_digit_model_prints_accuracy_agreement_sops_energy(
     out = capsys.readouterr().out
     assert "IR simulator: accuracy" in out and "agrees with PyTorch" in out and "SOPs" in out
     assert "truenorth-merolla2014" in out and "ticks/s" in out
+
+
+def test_core_aware_esl_mask_takes_one_core_per_pool_where_a_free_mask_needs_many() -> None:
+    """784-800-10 at ε = 60 (103,040 connections each): core-aware pools of 127 inputs
+    against an unconstrained ER mask and the dense twin, same weights."""
+    from esl_export.lower import lower
+    from esl_export.truenorth.lower import lower_graph
+    from esl_train.esl import ESLConfig, ESLSparsifier
+
+    def lowered(pool_size: int | None, sparse: bool = True) -> tuple:
+        torch.manual_seed(0)
+        model = build_model({"name": "mlp-lif", "sizes": [784, 800, 10], "T": 4, "encoding": "rate"})
+        masks: dict = {}
+        sp = None
+        if sparse:
+            sp = ESLSparsifier(model, torch.optim.Adam(model.parameters()),
+                               ESLConfig(eps=60, pool_size=pool_size, verbose=False))
+            masks = sp.masks
+        return lower_graph(lower(model, masks)), sp
+
+    pooled, sp = lowered(127)
+    free, _ = lowered(None)
+    dense, _ = lowered(None, sparse=False)
+    first = [ir.meta["report"]["layers"][0] for ir in (pooled, free, dense)]
+    assert first[0]["mode"] == "direct" and first[0]["partial_neurons"] == 0
+    assert first[0]["cores"] == 7  # ceil(784 / 127) pools, 115 neurons x 2 copies each per core
+    assert first[1]["cores"] >= 3 * first[0]["cores"] and first[2]["cores"] >= first[1]["cores"]
+    assert pooled.n_cores <= 0.5 * free.n_cores and pooled.n_cores - pooled.meta["report"]["lower_bound"] <= 2
+    # the placement found the pools: every first-layer core holds the neurons of one pool
+    pool_of = sp.pools["fc.0.weight"].of_output.numpy()
+    cores_of_pool: dict[int, set[int]] = {}
+    for j, (c, _) in enumerate(pooled.meta["neuron_map"][0]):
+        cores_of_pool.setdefault(int(pool_of[j]), set()).add(c)
+    assert all(len(cs) == 1 for cs in cores_of_pool.values())
+    assert len(set().union(*cores_of_pool.values())) == 7
+
+
+def test_leak_reversal_and_every_neuron_rule_against_a_plain_loop() -> None:
+    """One hand-made core: random crossbar, axon types, weights, leaks (half of them with
+    the leak-reversal flag), floors and reset modes, driven by a random raster."""
+    from esl_export.truenorth.ir import NO_FLOOR, CoreIR, Geometry
+    from esl_export.truenorth.simulate import Simulator
+
+    rng = np.random.default_rng(0)
+    A = Nn = 8
+    geo = Geometry(axons=A, neurons=Nn, axon_types=4, weight_bits=9, max_delay=15, platform="small")
+    crossbar = rng.random((1, A, Nn)) < 0.6
+    crossbar[0, np.arange(A), rng.integers(0, Nn, A)] = True  # every input axon has a synapse
+    axon_type = rng.integers(0, 4, (1, A)).astype(np.int8)
+    weight = rng.integers(-6, 7, (1, Nn, 4)).astype(np.int16)
+    threshold = rng.integers(4, 12, (1, Nn)).astype(np.int32)
+    leak = rng.integers(-3, 2, (1, Nn)).astype(np.int32)
+    reversal = rng.random((1, Nn)) < 0.5
+    reset = rng.integers(0, 3, (1, Nn)).astype(np.int8)
+    floor = np.where(rng.random((1, Nn)) < 0.5, -8, NO_FLOOR).astype(np.int32)
+    outputs = np.stack([np.zeros(Nn), np.arange(Nn), np.arange(Nn)], 1).astype(np.int32)
+    inputs = np.stack([np.arange(A), np.zeros(A), np.arange(A)], 1).astype(np.int32)
+    ir = CoreIR(geo, crossbar, axon_type, weight, threshold, leak, reversal, reset, floor,
+                np.zeros((0, 5), np.int32), outputs, inputs, A, Nn)
+    ticks, B = 40, 3
+    raster = rng.random((ticks, B, A)) < 0.3
+    sim = Simulator(ir).run(raster, record=True)
+    assert sim.spikes is not None
+    w = np.where(crossbar[0], weight[0][:, axon_type[0]].T, 0)  # [A, N] effective weights
+    V = np.zeros((B, Nn))
+    want = np.zeros((ticks, B, Nn), bool)
+    for t in range(ticks):
+        V = V + raster[t] @ w
+        V = V + np.where(reversal[0], np.sign(V), 1) * leak[0]
+        V = np.maximum(V, floor[0])
+        s = V >= threshold[0]
+        V = np.where(s & (reset[0] == 0), 0, V)
+        V = np.where(s & (reset[0] == 1), V - threshold[0], V)
+        want[t] = s
+    assert want.any() and (~want).any() and reversal.any() and (leak < 0).any()
+    np.testing.assert_array_equal(sim.spikes[:, 0], want)
+    np.testing.assert_array_equal(sim.counts, want.sum(0))
+
+
+def test_esl_energy_prices_an_ir_run_per_core_and_refuses_what_it_cannot_price(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from esl_energy import cli as energy_cli
+    from esl_export.truenorth.runner import run_export
+
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp-lif", "sizes": [784, 16, 10], "T": 4, "encoding": "rate"})
+    path = tmp_path / "m.pt"
+    save_checkpoint(make_checkpoint(model, {}), path)
+    assert cli.main([str(path), "--target", "truenorth", "-o", str(tmp_path / "tn")]) == 0
+    capsys.readouterr()
+    assert energy_cli.main([str(tmp_path / "tn"), "--samples", "6", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["platform"] for r in rows] == ["truenorth-merolla2014", "truenorth"]
+    ir = ir_mod.read(tmp_path / "tn")
+    ref = run_export(ir, 6)  # the same digits and the same rate draw
+    sops = ref.sim.sops.sum() / 6
+    merolla, backcomputed = rows
+    assert merolla["SOPs/sample"] == pytest.approx(sops) and sops > 0
+    assert merolla["dynamic (J)"] == pytest.approx(sops * 2.6e-11)
+    # static: cores × ticks × 65 mW / 4096 cores × 1 ms
+    assert merolla["static (J)"] == pytest.approx(ir.n_cores * ref.sim.ticks * 1e-3 * 0.065 / 4096)
+    assert backcomputed["static (J)"] is None and backcomputed["total (J)"] == backcomputed["dynamic (J)"]
+    assert merolla["accuracy"] == ref.accuracy and merolla["cores"] == ir.n_cores
+    for argv, words in (([str(tmp_path / "tn"), "--platforms", "gpu"], "no energy per synaptic operation"),
+                        ([str(tmp_path / "tn"), str(path)], "not both"),
+                        ([str(tmp_path / "tn"), "--source", str(tmp_path / "nope.pt")], "nope.pt")):
+        assert energy_cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("esl-energy: error:") and words in err and "\n" not in err

@@ -18,7 +18,9 @@ Format (``FORMAT`` / ``VERSION``), a folder with two files:
     neurons (``np.packbits(..., axis=2)``, big-endian bit order);
     ``axon_type`` int8 [C, A]; ``weight`` int16 [C, N, axon_types]: signed weight per
     neuron per axon type; ``threshold`` int32 [C, N] (spike when V >= threshold);
-    ``leak`` int32 [C, N] (added every tick); ``reset`` int8 [C, N] (0: V <- 0,
+    ``leak`` int32 [C, N] (added every tick); ``leak_reversal`` bool [C, N]
+    (TrueNorth's leak-reversal flag: the leak is multiplied by sign(V), so a negative
+    leak pulls V toward 0 from either side); ``reset`` int8 [C, N] (0: V <- 0,
     1: V <- V - threshold, 2: no reset); ``floor`` int32 [C, N] (V <- max(V, floor)
     after integration; ``NO_FLOOR`` for none);
     ``edges`` int32 [E, 5] rows (src core, src neuron, dst core, dst axon, delay);
@@ -41,7 +43,7 @@ import numpy as np
 from esl_export.files import export_folder, sha256_file
 
 FORMAT = "esl-snn-truenorth-ir"
-VERSION = 1
+VERSION = 2  # 2: leak_reversal
 MANIFEST = "manifest.json"
 ARRAYS = "cores.npz"
 NO_FLOOR = -(1 << 30)
@@ -88,6 +90,7 @@ class CoreIR:
     weight: np.ndarray
     threshold: np.ndarray
     leak: np.ndarray
+    leak_reversal: np.ndarray
     reset: np.ndarray
     floor: np.ndarray
     edges: np.ndarray
@@ -133,7 +136,8 @@ def write(ir: CoreIR, out_dir: str | Path) -> Path:
             np.savez_compressed(
                 f, crossbar=np.packbits(ir.crossbar, axis=2), axon_type=ir.axon_type.astype(np.int8),
                 weight=ir.weight.astype(np.int16), threshold=ir.threshold.astype(np.int32),
-                leak=ir.leak.astype(np.int32), reset=ir.reset.astype(np.int8),
+                leak=ir.leak.astype(np.int32), leak_reversal=ir.leak_reversal.astype(bool),
+                reset=ir.reset.astype(np.int8),
                 floor=ir.floor.astype(np.int32), edges=ir.edges.astype(np.int32),
                 outputs=ir.outputs.astype(np.int32), inputs=ir.inputs.astype(np.int32))
         g = ir.geometry
@@ -148,8 +152,8 @@ def write(ir: CoreIR, out_dir: str | Path) -> Path:
     return Path(out_dir)
 
 
-_ARRAY_KEYS = ("crossbar", "axon_type", "weight", "threshold", "leak", "reset", "floor", "edges",
-               "outputs", "inputs")
+_ARRAY_KEYS = ("crossbar", "axon_type", "weight", "threshold", "leak", "leak_reversal", "reset", "floor",
+               "edges", "outputs", "inputs")
 
 
 def read(path: str | Path) -> CoreIR:

@@ -7,7 +7,8 @@ One tick ``t``, for every core at once:
    tick ``t`` (data lines carry the encoded sample's step ``t``; a bias line fires at
    every tick of its window);
 2. each neuron integrates ``sum over firing axons a with crossbar[a, n]`` of
-   ``weight[n, axon_type[a]]``, then adds its ``leak``, then ``V <- max(V, floor)``;
+   ``weight[n, axon_type[a]]``, then adds its ``leak`` (times sign(V) where
+   ``leak_reversal`` is set), then ``V <- max(V, floor)``;
 3. it spikes when ``V >= threshold`` and resets (0: to 0, 1: minus the threshold,
    2: not at all); a neuron spikes at most once per tick;
 4. spikes go to their one destination axon (delivered ``delay`` ticks later) or count
@@ -67,6 +68,8 @@ class Simulator:
         self.depth = ir.geometry.max_delay + 1
         self.threshold = ir.threshold.astype(np.float64).ravel()
         self.leak = ir.leak.astype(np.float64).ravel()
+        self.reversal = ir.leak_reversal.astype(bool).ravel()
+        self.any_reversal = bool(self.reversal.any())
         self.floor = ir.floor.astype(np.float64).ravel()
         self.zero_reset = (ir.reset == RESET_ZERO).ravel()
         self.lin_reset = (ir.reset == RESET_LINEAR).ravel()
@@ -97,7 +100,8 @@ class Simulator:
             x = sparse.csr_matrix(axons, dtype=np.float64)
             sops += np.asarray((x @ self.sop).sum(axis=0)).ravel()
             V += (x @ self.w).toarray()  # integer-valued float64: exact
-            V += self.leak
+            V += np.where(self.reversal, np.sign(V) * self.leak, self.leak) if self.any_reversal \
+                else self.leak
             np.maximum(V, self.floor, out=V)
             s = V >= self.threshold
             V[s & self.zero_reset] = 0.0

@@ -59,6 +59,9 @@ def validate(ir: CoreIR) -> None:
                            f"{g.axon_types}")
         if arr.shape != shape or not np.issubdtype(arr.dtype, np.integer):
             _fail("shape", f"{name} must be an integer array {shape}, got {arr.dtype} {arr.shape}")
+    if ir.leak_reversal.shape != (C, N) or ir.leak_reversal.dtype != np.bool_:
+        _fail("shape", f"leak_reversal must be a bool array {(C, N)}, got {ir.leak_reversal.dtype} "
+                       f"{ir.leak_reversal.shape}")
     bad = np.argwhere((ir.axon_type < 0) | (ir.axon_type >= g.axon_types))
     if len(bad):
         c, a = bad[0]

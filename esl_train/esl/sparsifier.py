@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from esl_train.esl.er import er_count, er_mask, solve_eps
+from esl_train.esl.pools import Pools, draw_pools
 from esl_train.esl.rules import GROW_RULES, PRUNE_RULES, alpha_at, grow, is_update_step, prune
 
 
@@ -73,6 +74,8 @@ class ESLConfig:
       ``t_end``: last step with updates (None: never freeze, α constant; 0: static mask)
     - ``sparse_layers``: weight names (``layers.0.weight``) or module-name globs
       (``features.*.conv``), ``["all"]`` for every connection layer; None: the default
+    - ``pool_size``: core-aware masks (:mod:`esl_train.esl.pools`): each output neuron of a
+      sparse Linear layer reads one pool of this many inputs; None: unconstrained
     - ``seed``: seeds the sparsifier's own generator
     """
 
@@ -84,6 +87,7 @@ class ESLConfig:
     t_iter: int = 1000
     t_end: int | None = None
     sparse_layers: list[str] | None = None
+    pool_size: int | None = None
     seed: int = 0
     verbose: bool = True
 
@@ -104,6 +108,8 @@ class ESLConfig:
             raise ValueError(f"t_iter must be >= 1, got {self.t_iter}")
         if self.t_end is not None and self.t_end < 0:
             raise ValueError(f"t_end must be >= 0, got {self.t_end}")
+        if self.pool_size is not None and self.pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {self.pool_size}")
 
 
 def connection_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -162,9 +168,26 @@ class ESLSparsifier:
         self.masks: dict[str, torch.Tensor] = {}
         self.explored: dict[str, torch.Tensor] = {}
         self.init_counts: dict[str, int] = {}
+        self.pools: dict[str, Pools] = {}
+        self.allowed: dict[str, torch.Tensor] = {}  # core-aware: where connections may be
         for n, shape in shapes.items():
             count = math.prod(shape) if math.isinf(eps) else er_count(shape, eps)
-            mask = er_mask(shape, count, self.generator).to(self.params[n].device)
+            if config.pool_size is not None:
+                if len(shape) != 2:
+                    raise ValueError(f"core-aware pools are for Linear layers; {n} has shape {shape}")
+                self.pools[n] = draw_pools(shape[0], shape[1], config.pool_size, self.generator)
+                self.allowed[n] = self.pools[n].allowed(shape[1]).to(self.params[n].device)
+                room = int(self.allowed[n].sum())
+                if count > room:
+                    raise ValueError(f"{n}: {count:,} connections do not fit pools of "
+                                     f"{self.pools[n].size} inputs ({room:,} allowed); lower eps or "
+                                     f"raise the pool size")
+                mask = torch.zeros(shape, dtype=torch.bool)
+                where = self.allowed[n].reshape(-1).nonzero().squeeze(1)
+                mask.view(-1)[where[torch.randperm(where.numel(), generator=self.generator)[:count]]] = True
+                mask = mask.to(self.params[n].device)
+            else:
+                mask = er_mask(shape, count, self.generator).to(self.params[n].device)
             self.masks[n], self.explored[n] = mask, mask.clone()
             self.init_counts[n] = count
         self.t = 0
@@ -205,8 +228,8 @@ class ESLSparsifier:
     def _update_layer(self, name: str, alpha: float) -> dict[str, Any]:
         p, mask, explored = self.params[name], self.masks[name], self.explored[name]
         before = int(mask.sum())
-        inactive = ~mask
-        n_inactive = mask.numel() - before
+        inactive = ~mask & self.allowed[name] if name in self.allowed else ~mask
+        n_inactive = int(inactive.sum())
         pruned = prune(p, mask, alpha, self.config.prune, self.generator)
         if pruned.numel() > n_inactive:  # too dense to regrow as many elsewhere
             keep = torch.sort(p.detach().reshape(-1)[pruned].abs(), stable=True).indices[:n_inactive]
@@ -281,6 +304,7 @@ class ESLSparsifier:
             "explored": {n: m.detach().cpu().clone() for n, m in self.explored.items()},
             "generator": self.generator.get_state(),
             "config": {k: v for k, v in asdict(self.config).items() if k != "verbose"},
+            "pools": {n: p.state() for n, p in self.pools.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -293,6 +317,17 @@ class ESLSparsifier:
                 if saved.shape != target[n].shape:
                     raise ValueError(f"sparsifier state: {key}[{n}] has shape {tuple(saved.shape)}")
                 target[n].copy_(saved.to(torch.bool))
+        saved_pools = state.get("pools") or {}
+        if set(saved_pools) != set(self.pools):
+            raise ValueError(f"sparsifier state has pools for {sorted(saved_pools)}, "
+                             f"this one for {sorted(self.pools)}")
+        for n, saved in saved_pools.items():
+            pools = Pools(saved["members"].long(), saved["of_output"].long())
+            if pools.members.shape != self.pools[n].members.shape or \
+                    pools.of_output.shape != self.pools[n].of_output.shape:
+                raise ValueError(f"sparsifier state: the pools of {n} have another shape")
+            self.pools[n] = pools
+            self.allowed[n] = pools.allowed(self.params[n].shape[1]).to(self.params[n].device)
         self.t = int(state["t"])
         self.generator.set_state(state["generator"])
         self.apply_masks()
@@ -312,6 +347,8 @@ class ESLSparsifier:
             "t_iter": cfg.t_iter,
             "t_end": cfg.t_end,
             "sparse_layers": list(self.params),
+            "pool_size": cfg.pool_size,
+            "pools": {n: int(p.members.shape[0]) for n, p in self.pools.items()},
             "seed": cfg.seed,
             "init_connections": dict(self.init_counts),
             "init_density": {n: c / self.masks[n].numel() for n, c in self.init_counts.items()},
@@ -322,7 +359,8 @@ class ESLSparsifier:
         weights = weights if weights is not None else connection_weights(self.model)
         eps = "dense" if math.isinf(self.eps) else f"{self.eps:.4g}"
         lines = [f"ESL: eps {eps}, prune {self.config.prune}, grow {self.config.grow}, "
-                 f"alpha {self.config.alpha}, T_iter {self.config.t_iter}, T_end {self.config.t_end}"]
+                 f"alpha {self.config.alpha}, T_iter {self.config.t_iter}, T_end {self.config.t_end}"
+                 + (f", core-aware pools of {self.config.pool_size} inputs" if self.pools else "")]
         active = total = 0
         for n, w in weights.items():
             count = int(self.masks[n].sum()) if n in self.masks else w.numel()
