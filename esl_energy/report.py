@@ -233,7 +233,7 @@ def _display(key: str, value: Any) -> str:
         return value
     if key.endswith("(J)"):
         return fmt_joules(value)
-    if key in ("density", "input activity"):
+    if key in ("density", "input activity", "accuracy"):
         return fmt_density(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return fmt_ops(value)
