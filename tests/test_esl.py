@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -370,6 +371,26 @@ def test_schedule_counts_and_freezing_in_a_loop(prune: str, grow: str) -> None:
     assert torch.equal(frozen, sp.masks["fc.weight"]) and sp.t == 34
 
 
+def _save_run_and_resume(setup: Callable[[], tuple[ESLSparsifier, _Tiny, torch.optim.Optimizer]],
+                         sp: ESLSparsifier, model: _Tiny, opt: torch.optim.Optimizer, gen: torch.Generator,
+                         steps: int) -> tuple[list[dict], list[dict], ESLSparsifier]:
+    """Save sparsifier, model, optimizer and batch generator (weights_only), run ``steps``
+    more; then rebuild with ``setup()``, load the save and run the same steps again."""
+    buf = io.BytesIO()
+    torch.save({"sp": sp.state_dict(), "model": model.state_dict(), "opt": opt.state_dict(),
+                "gen": gen.get_state()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    ref = _loop(sp, model, opt, steps, gen)
+    sp2, model2, opt2 = setup()
+    model2.load_state_dict(saved["model"])
+    opt2.load_state_dict(saved["opt"])
+    sp2.load_state_dict(saved["sp"])
+    gen2 = torch.Generator()
+    gen2.set_state(saved["gen"])
+    return ref, _loop(sp2, model2, opt2, steps, gen2), sp2
+
+
 def test_state_dict_is_weights_only_safe_and_resumes_the_same_trajectory() -> None:
     def setup() -> tuple[ESLSparsifier, _Tiny, torch.optim.Optimizer]:
         torch.manual_seed(2)
@@ -382,21 +403,8 @@ def test_state_dict_is_weights_only_safe_and_resumes_the_same_trajectory() -> No
     sp, model, opt = setup()
     gen = torch.Generator().manual_seed(0)
     _loop(sp, model, opt, 7, gen)
-    buf = io.BytesIO()
-    torch.save({"sp": sp.state_dict(), "model": model.state_dict(), "opt": opt.state_dict(),
-                "gen": gen.get_state()}, buf)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=True)
-    ref = _loop(sp, model, opt, 20, gen)
-
-    sp2, model2, opt2 = setup()
-    model2.load_state_dict(saved["model"])
-    opt2.load_state_dict(saved["opt"])
-    sp2.load_state_dict(saved["sp"])
-    assert sp2.t == 7
-    gen2 = torch.Generator()
-    gen2.set_state(saved["gen"])
-    again = _loop(sp2, model2, opt2, 20, gen2)
+    ref, again, sp2 = _save_run_and_resume(setup, sp, model, opt, gen, 20)
+    assert sp2.t == sp.t == 27  # the resumed one restarted from t = 7
     assert again == ref and len(ref) > 3
     assert torch.equal(sp.masks["fc.weight"], sp2.masks["fc.weight"])
     assert torch.equal(sp.explored["fc.weight"], sp2.explored["fc.weight"])
@@ -464,19 +472,8 @@ def test_core_aware_masks_stay_in_their_pools_through_updates_and_resume() -> No
     rows = _loop(sp, model, opt, 9, gen)
     assert rows and all(r["regrown/fc.weight"] > 0 for r in rows)
     assert not (sp.masks["fc.weight"] & ~allowed).any() and int(sp.masks["fc.weight"].sum()) == n
-    buf = io.BytesIO()
-    torch.save({"sp": sp.state_dict(), "model": model.state_dict(), "opt": opt.state_dict(),
-                "gen": gen.get_state()}, buf)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=True)
-    ref = _loop(sp, model, opt, 12, gen)
-    sp2, model2, opt2 = setup()
-    model2.load_state_dict(saved["model"])
-    opt2.load_state_dict(saved["opt"])
-    sp2.load_state_dict(saved["sp"])
-    gen2 = torch.Generator()
-    gen2.set_state(saved["gen"])
-    assert _loop(sp2, model2, opt2, 12, gen2) == ref
+    ref, again, sp2 = _save_run_and_resume(setup, sp, model, opt, gen, 12)
+    assert again == ref
     assert torch.equal(sp.masks["fc.weight"], sp2.masks["fc.weight"])
     assert not (sp.masks["fc.weight"] & ~allowed).any()
     assert sp.describe()["pool_size"] == 13 and sp.describe()["pools"] == {"fc.weight": 5}

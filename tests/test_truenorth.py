@@ -200,15 +200,21 @@ def test_partial_sums_on_small_cores_validate_and_cost_one_tick_per_layer(exact:
     assert agree >= 0.5
 
 
+def _export_digit_model(folder: Path) -> Path:
+    """A rate-coded 784-16-10 mlp-lif as ``folder/m.pt``, exported to ``folder/tn``."""
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp-lif", "sizes": [784, 16, 10], "T": 4, "encoding": "rate"})
+    path = folder / "m.pt"
+    save_checkpoint(make_checkpoint(model, {}), path)
+    assert cli.main([str(path), "--target", "truenorth", "-o", str(folder / "tn")]) == 0
+    return path
+
+
 def test_esl_run_on_a_digit_model_prints_accuracy_agreement_sops_energy(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from esl_export import run
 
-    torch.manual_seed(0)
-    model = build_model({"name": "mlp-lif", "sizes": [784, 16, 10], "T": 4, "encoding": "rate"})
-    path = tmp_path / "m.pt"
-    save_checkpoint(make_checkpoint(model, {}), path)
-    assert cli.main([str(path), "--target", "truenorth", "-o", str(tmp_path / "tn")]) == 0
+    _export_digit_model(tmp_path)
     out = capsys.readouterr().out
     assert "cores (lower bound" in out and "utilisation" in out and "0 splitters" in out
     assert run.main([str(tmp_path / "tn"), "--samples", "5"]) == 0
@@ -301,11 +307,7 @@ def test_esl_energy_prices_an_ir_run_per_core_and_refuses_what_it_cannot_price(
     from esl_energy import cli as energy_cli
     from esl_export.truenorth.runner import run_export
 
-    torch.manual_seed(0)
-    model = build_model({"name": "mlp-lif", "sizes": [784, 16, 10], "T": 4, "encoding": "rate"})
-    path = tmp_path / "m.pt"
-    save_checkpoint(make_checkpoint(model, {}), path)
-    assert cli.main([str(path), "--target", "truenorth", "-o", str(tmp_path / "tn")]) == 0
+    path = _export_digit_model(tmp_path)
     capsys.readouterr()
     assert energy_cli.main([str(tmp_path / "tn"), "--samples", "6", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -66,9 +66,17 @@ def solve_eps(shapes: Mapping[str, Sequence[int]], density: float) -> tuple[floa
         dense |= over
 
 
-def er_mask(shape: Sequence[int], count: int, generator: torch.Generator) -> torch.Tensor:
-    """Boolean mask with exactly ``count`` True entries, uniformly placed."""
+def er_mask(shape: Sequence[int], count: int, generator: torch.Generator,
+            allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean mask with exactly ``count`` True entries, uniformly placed (among the
+    ``allowed`` entries when given: core-aware pools)."""
     n = math.prod(shape)
     flat = torch.zeros(n, dtype=torch.bool)
-    flat[torch.randperm(n, generator=generator)[:count]] = True
+    if allowed is None:
+        flat[torch.randperm(n, generator=generator)[:count]] = True
+    else:
+        where = allowed.reshape(-1).nonzero().squeeze(1)
+        if count > where.numel():
+            raise ValueError(f"{count:,} connections do not fit the {where.numel():,} allowed")
+        flat[where[torch.randperm(where.numel(), generator=generator)[:count]]] = True
     return flat.view(*shape)

@@ -176,18 +176,14 @@ class ESLSparsifier:
                 if len(shape) != 2:
                     raise ValueError(f"core-aware pools are for Linear layers; {n} has shape {shape}")
                 self.pools[n] = draw_pools(shape[0], shape[1], config.pool_size, self.generator)
-                self.allowed[n] = self.pools[n].allowed(shape[1]).to(self.params[n].device)
-                room = int(self.allowed[n].sum())
-                if count > room:
+                self.allowed[n] = self.pools[n].allowed(shape[1])
+                if count > int(self.allowed[n].sum()):
                     raise ValueError(f"{n}: {count:,} connections do not fit pools of "
-                                     f"{self.pools[n].size} inputs ({room:,} allowed); lower eps or "
-                                     f"raise the pool size")
-                mask = torch.zeros(shape, dtype=torch.bool)
-                where = self.allowed[n].reshape(-1).nonzero().squeeze(1)
-                mask.view(-1)[where[torch.randperm(where.numel(), generator=self.generator)[:count]]] = True
-                mask = mask.to(self.params[n].device)
-            else:
-                mask = er_mask(shape, count, self.generator).to(self.params[n].device)
+                                     f"{self.pools[n].size} inputs ({int(self.allowed[n].sum()):,} "
+                                     f"allowed); lower eps or raise the pool size")
+            mask = er_mask(shape, count, self.generator, self.allowed.get(n)).to(self.params[n].device)
+            if n in self.allowed:
+                self.allowed[n] = self.allowed[n].to(self.params[n].device)
             self.masks[n], self.explored[n] = mask, mask.clone()
             self.init_counts[n] = count
         self.t = 0
