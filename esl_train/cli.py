@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "but the first and last)")
     e.add_argument("--core-aware", default=None, metavar="PLATFORM",
                    help="core-aware masks for a crossbar platform of hw_targets (e.g. truenorth): each "
-                        "neuron of a sparse Linear layer reads one pool of (axons-1)//2 inputs, so the "
-                        "layer maps onto one core per pool (see esl_train/esl/pools.py)")
+                        "neuron of a sparse Linear layer reads one pool of (axons-1)//2 inputs (square "
+                        "image windows for a layer reading the image), so the layer maps onto one core "
+                        "per pool (see esl_train/esl/pools.py)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -141,7 +142,8 @@ def config_from_args(args: argparse.Namespace, recipe: dict[str, Any]) -> TrainC
     )
 
 
-def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: int) -> ESLConfig | None:
+def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: int,
+                         in_shape: tuple[int, ...] = ()) -> ESLConfig | None:
     """ESL settings from the flags (None: dense training), with the defaults filled in."""
     if args.eps is None and args.density is None:
         given = [f for f in ("prune", "grow", "alpha", "t_iter", "t_end", "sparse_layers", "core_aware")
@@ -160,6 +162,7 @@ def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: in
         alpha=ESL_ALPHA if args.alpha is None else args.alpha, t_iter=t_iter, t_end=t_end,
         sparse_layers=layers, seed=args.seed,
         pool_size=None if args.core_aware is None else pool_size_for(args.core_aware),
+        image=tuple(in_shape) if args.core_aware is not None and len(in_shape) == 3 else None,
     )
 
 
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.model} on {data.name}: train {len(data.train.y)}, val {len(data.val.y)}, "
               f"test {len(data.test.y)}; {cfg.epochs} epochs, batch {cfg.batch_size}, "
               f"seed {cfg.seed}, torch threads {torch.get_num_threads()}")
-        esl = esl_config_from_args(args, cfg, len(data.train.y))
+        esl = esl_config_from_args(args, cfg, len(data.train.y), data.in_shape)
         factory = esl_factory(esl) if esl is not None else None
         result = train(arch, data, cfg, sparsifier_factory=factory, resume=args.resume,
                        progress=not args.no_progress)

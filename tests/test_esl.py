@@ -454,6 +454,22 @@ def test_pools_cover_every_input_are_full_and_split_the_outputs() -> None:
     assert torch.equal(allowed[0], allowed[pools.of_output == pools.of_output[0]][-1])
 
 
+def test_image_pools_are_square_windows_on_a_grid_topped_up_elsewhere() -> None:
+    from esl_train.esl.pools import draw_pools
+
+    pools = draw_pools(800, 784, 127, torch.Generator().manual_seed(0), image=(1, 28, 28))
+    assert pools.members.shape == (9, 127)  # 11 x 11 windows, 3 x 3 grid at rows/cols 0, 8, 17
+    assert set(pools.members.flatten().tolist()) == set(range(784))
+    for g, (r, c) in enumerate((r, c) for r in (0, 8, 17) for c in (0, 8, 17)):
+        window = {(r + i) * 28 + c + j for i in range(11) for j in range(11)}
+        assert window <= set(pools.members[g].tolist())
+    rgb = draw_pools(100, 3 * 32 * 32, 127, torch.Generator().manual_seed(0), image=(3, 32, 32))
+    # 6 x 6 windows over all 3 channels (108 inputs) on a 6 x 6 grid
+    assert rgb.members.shape == (36, 127)
+    first = {ch * 1024 + i * 32 + j for ch in range(3) for i in range(6) for j in range(6)}
+    assert first <= set(rgb.members[0].tolist())
+
+
 def test_core_aware_masks_stay_in_their_pools_through_updates_and_resume() -> None:
     def setup() -> tuple[ESLSparsifier, _Tiny, torch.optim.Optimizer]:
         torch.manual_seed(3)

@@ -82,17 +82,18 @@ def test_cli_rejects_esl_flags_without_a_size(tmp_path: Path, capsys: pytest.Cap
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_cli_core_aware_run_keeps_every_neuron_in_one_pool_of_127_inputs(tmp_path: Path) -> None:
+def test_cli_core_aware_run_keeps_every_neuron_in_one_image_window_pool(tmp_path: Path) -> None:
     out = tmp_path / "model.pt"
     rc = main(["--model", "mlp-lif", "--hidden", "40", "--T", "2", "--encoding", "rate", "--eps", "5",
                "--core-aware", "truenorth", "--limit", "60", "--epochs", "2", "--t-iter", "1",
                "--out", str(out), "--no-progress"])
     assert rc == 0
     ckpt = load_checkpoint(out)
-    assert ckpt.meta["esl"]["pool_size"] == 127 and ckpt.meta["esl"]["pools"] == {"fc.0.weight": 7}
+    assert ckpt.meta["esl"]["pool_size"] == 127 and ckpt.meta["esl"]["pools"] == {"fc.0.weight": 9}
+    assert ckpt.meta["esl"]["image"] == [1, 28, 28]  # the layer reads the image: 3 x 3 windows
     mask = ckpt.masks["fc.0.weight"]
     assert int(mask.sum()) == 5 * (784 + 40) and len(_updates(out)) > 0
-    # 7 pools: the 40 neurons' inputs fall into 7 distinct sets of at most 127 inputs
+    # 9 pools: the 40 neurons' inputs fall into 9 distinct sets of at most 127 inputs
     rows = [frozenset(torch.nonzero(r).squeeze(1).tolist()) for r in mask]
     assert max(len(r) for r in rows) <= 127
     unions: list[set[int]] = []
@@ -102,7 +103,7 @@ def test_cli_core_aware_run_keeps_every_neuron_in_one_pool_of_127_inputs(tmp_pat
             unions.append(set(r))
         else:
             home |= r
-    assert len(unions) <= 7
+    assert len(unions) <= 9
 
 
 ARCH = {"name": "mlp-lif", "sizes": [784, 32, 10], "T": 3}

@@ -432,8 +432,10 @@ def _assemble(g: Geometry, layers: list[Layer], placed: list[list[Core]], modes:
 
 def lower_bound(layers: list[Layer], placed: list[list[Core]], g: Geometry) -> int:
     """Cores no placement of these quantised layers can beat, per layer summed:
-    max(main neurons incl. replicas / N, distinct (source, sign) axons / A,
-    synapses / (A·N)). It ignores partial-sum overheads, so it is loose for wide fan-in."""
+    max(neurons / N, axons / A, synapses / (A·N)), where neurons are the main neurons
+    (replicas included) and axons the distinct (source, sign) keys, plus, for every
+    neuron whose keys do not fit one core, the ``ceil(keys / A) − 1`` extra neurons and
+    axons that joining its parts takes at the least (a chain; a sum tree takes more)."""
     total = 0
     for lay, cores in zip(layers, placed, strict=True):
         mains = sum(1 for core in cores for nrn in core.neurons if nrn["role"] == "main")
@@ -441,6 +443,8 @@ def lower_bound(layers: list[Layer], placed: list[list[Core]], g: Geometry) -> i
         qq = lay.q[live]
         axons = int((qq > 0).any(0).sum() + (qq < 0).any(0).sum())
         syn = int(np.count_nonzero(qq))
-        total += max(math.ceil(mains / g.neurons), math.ceil(axons / g.axons),
+        keys = np.count_nonzero(qq, axis=1) + (np.asarray(lay.bias)[live] != 0)
+        joins = int(np.maximum(np.ceil(keys / g.axons) - 1, 0).sum())
+        total += max(math.ceil((mains + joins) / g.neurons), math.ceil((axons + joins) / g.axons),
                      math.ceil(syn / (g.axons * g.neurons)), 1)
     return total

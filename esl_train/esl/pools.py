@@ -6,10 +6,15 @@ whole input, so neurons sharing a core share few inputs and a sparse layer needs
 many cores as its dense twin (the crossbar is used at its density). Pools fix that at
 training time, the way TrueNorth's own training (Esser et al. 2016) constrains fan-in:
 
-- the layer's inputs are covered by ``G = ceil(n_in / size)`` pools of exactly
-  ``size`` inputs: a random partition into G near-equal parts, each topped up to
-  ``size`` with inputs drawn from the other parts (so every pool is full and inputs
-  appear in one or two pools);
+- the layer's inputs are covered by ``G`` pools of exactly ``size`` inputs each;
+- *windows* (a layer that reads an image, ``image = (C, H, W)``): square patches of
+  ``w = floor(sqrt(size / C))`` pixels a side, all channels, on a ``ceil(H / w) ×
+  ceil(W / w)`` grid spread evenly over the image (neighbours overlap a little), each
+  topped up to ``size`` with pixels drawn from outside it. Local receptive fields suit
+  images: on the embedded digits they cost nothing against an unconstrained ESL mask
+  (93.9 % vs 93.4 %, seed 0) where random pools cost 1.5 points;
+- *random* (any other layer): a random partition into ``ceil(n_in / size)`` near-equal
+  parts, each topped up to ``size`` with inputs drawn from the other parts;
 - the outputs are split into G near-equal groups at random, group g reads pool g;
 - ER init and every regrowth stay inside the allowed region ``pool(out) ∋ in``.
 
@@ -56,25 +61,42 @@ class Pools:
         return {"members": self.members.clone(), "of_output": self.of_output.clone()}
 
 
-def draw_pools(n_out: int, n_in: int, size: int, generator: torch.Generator) -> Pools:
-    """Random pools of ``size`` inputs covering all ``n_in``, one per group of outputs."""
+def draw_pools(n_out: int, n_in: int, size: int, generator: torch.Generator,
+               image: tuple[int, ...] | None = None) -> Pools:
+    """Pools of ``size`` inputs covering all ``n_in``, one per group of outputs: windows
+    when the layer reads an ``image`` (C, H, W) of ``n_in`` pixels, random otherwise."""
     if size < 1:
         raise ValueError(f"pool size must be >= 1, got {size}")
     size = min(size, n_in)
-    G = math.ceil(n_in / size)
-    parts = torch.tensor_split(torch.randperm(n_in, generator=generator), G)
+    if image is not None and len(image) == 3 and math.prod(image) == n_in and size >= image[0]:
+        cores = _windows((image[0], image[1], image[2]), size)
+    else:
+        cores = list(torch.tensor_split(torch.randperm(n_in, generator=generator), math.ceil(n_in / size)))
     members = []
-    for part in parts:
+    for core in cores:
         others = torch.ones(n_in, dtype=torch.bool)
-        others[part] = False
+        others[core] = False
         rest = others.nonzero().squeeze(1)
-        extra = rest[torch.randperm(rest.numel(), generator=generator)[: size - part.numel()]]
-        members.append(torch.sort(torch.cat([part, extra])).values)
-    groups = torch.tensor_split(torch.randperm(n_out, generator=generator), G)
+        extra = rest[torch.randperm(rest.numel(), generator=generator)[: size - core.numel()]]
+        members.append(torch.sort(torch.cat([core, extra])).values)
+    groups = torch.tensor_split(torch.randperm(n_out, generator=generator), len(members))
     of_output = torch.empty(n_out, dtype=torch.long)
     for g, outs in enumerate(groups):
         of_output[outs] = g
     return Pools(torch.stack(members), of_output)
+
+
+def _windows(image: tuple[int, int, int], size: int) -> list[torch.Tensor]:
+    """Flat indices (C-major, as ``x.flatten()``) of square all-channel windows on a grid."""
+    C, H, W = image
+    w = max(1, min(H, W, math.isqrt(size // C)))
+    index = torch.arange(C * H * W).view(C, H, W)
+
+    def starts(extent: int) -> list[int]:
+        n = math.ceil(extent / w)
+        return [round(i * (extent - w) / (n - 1)) if n > 1 else 0 for i in range(n)]
+
+    return [index[:, r:r + w, c:c + w].reshape(-1) for r in starts(H) for c in starts(W)]
 
 
 def pool_size_for(platform: str) -> int:

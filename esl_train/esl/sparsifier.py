@@ -76,6 +76,8 @@ class ESLConfig:
       (``features.*.conv``), ``["all"]`` for every connection layer; None: the default
     - ``pool_size``: core-aware masks (:mod:`esl_train.esl.pools`): each output neuron of a
       sparse Linear layer reads one pool of this many inputs; None: unconstrained
+    - ``image``: the model's input (C, H, W); a sparse Linear layer reading it directly
+      (``n_in = C·H·W``) gets square windows as pools, other layers random pools
     - ``seed``: seeds the sparsifier's own generator
     """
 
@@ -88,6 +90,7 @@ class ESLConfig:
     t_end: int | None = None
     sparse_layers: list[str] | None = None
     pool_size: int | None = None
+    image: tuple[int, ...] | None = None
     seed: int = 0
     verbose: bool = True
 
@@ -110,6 +113,8 @@ class ESLConfig:
             raise ValueError(f"t_end must be >= 0, got {self.t_end}")
         if self.pool_size is not None and self.pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {self.pool_size}")
+        if self.image is not None and (len(self.image) != 3 or min(self.image) < 1):
+            raise ValueError(f"image must be (C, H, W) with positive sizes, got {self.image}")
 
 
 def connection_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -175,7 +180,7 @@ class ESLSparsifier:
             if config.pool_size is not None:
                 if len(shape) != 2:
                     raise ValueError(f"core-aware pools are for Linear layers; {n} has shape {shape}")
-                self.pools[n] = draw_pools(shape[0], shape[1], config.pool_size, self.generator)
+                self.pools[n] = draw_pools(shape[0], shape[1], config.pool_size, self.generator, config.image)
                 self.allowed[n] = self.pools[n].allowed(shape[1])
                 if count > int(self.allowed[n].sum()):
                     raise ValueError(f"{n}: {count:,} connections do not fit pools of "
@@ -344,6 +349,7 @@ class ESLSparsifier:
             "t_end": cfg.t_end,
             "sparse_layers": list(self.params),
             "pool_size": cfg.pool_size,
+            "image": None if cfg.image is None else list(cfg.image),
             "pools": {n: int(p.members.shape[0]) for n, p in self.pools.items()},
             "seed": cfg.seed,
             "init_connections": dict(self.init_counts),
