@@ -15,9 +15,9 @@ Neuron model
     τ = 1 (IF) is exact. τ < 1 becomes a leak toward zero with TrueNorth's leak-reversal
     flag, ``V ← V − λ·sign(V)`` with ``λ = round((1 − τ)/2 · v_th)`` in integer units:
     the decay ``(1 − τ)·|u|`` at a typical ``|u| ≈ v_th/2``. On the 784-800-10 models
-    this matches the exact decay's accuracy within half a point, where a plain IF neuron
-    with a floor lost 2-3 points (both measured with ternary weights in float; see
-    ``benchmarks/truenorth_vs_lava.py`` and the issue note). Hard reset to 0. The readout becomes
+    this matched the exact decay's accuracy within half a point, where a plain IF neuron
+    with a floor lost 2-3 points (both measured in a float emulation with ternary
+    weights, 500 test digits). Hard reset to 0. The readout becomes
     integrating neurons (no leak, linear reset, threshold ``readout_unit`` in logit
     units) whose spike counts, after ``drain`` extra ticks, are the class scores.
 

@@ -180,21 +180,26 @@ class ESLSparsifier:
             if config.pool_size is not None:
                 if len(shape) != 2:
                     raise ValueError(f"core-aware pools are for Linear layers; {n} has shape {shape}")
-                self.pools[n] = draw_pools(shape[0], shape[1], config.pool_size, self.generator, config.image)
-                self.allowed[n] = self.pools[n].allowed(shape[1])
-                if count > int(self.allowed[n].sum()):
-                    raise ValueError(f"{n}: {count:,} connections do not fit pools of "
-                                     f"{self.pools[n].size} inputs ({int(self.allowed[n].sum()):,} "
-                                     f"allowed); lower eps or raise the pool size")
-            mask = er_mask(shape, count, self.generator, self.allowed.get(n)).to(self.params[n].device)
-            if n in self.allowed:
-                self.allowed[n] = self.allowed[n].to(self.params[n].device)
+                self._set_pools(n, draw_pools(shape[0], shape[1], config.pool_size, self.generator,
+                                              config.image))
+            try:
+                mask = er_mask(shape, count, self.generator, self.allowed.get(n)).to(self.params[n].device)
+            except ValueError:  # only pools can leave too little room
+                raise ValueError(f"{n}: {count:,} connections do not fit pools of {config.pool_size} inputs "
+                                 f"({int(self.allowed[n].sum()):,} allowed); lower eps or raise the pool "
+                                 f"size") from None
             self.masks[n], self.explored[n] = mask, mask.clone()
             self.init_counts[n] = count
         self.t = 0
         self.apply_masks()
         if config.verbose:
             print(self.summary(weights))
+
+    def _set_pools(self, name: str, pools: Pools) -> None:
+        """Pools of one layer and the allowed region they give, on the weight's device."""
+        p = self.params[name]
+        self.pools[name] = pools
+        self.allowed[name] = pools.allowed(p.shape[1]).to(p.device)
 
     # -- the loop's side -------------------------------------------------------------------
 
@@ -327,8 +332,7 @@ class ESLSparsifier:
             if pools.members.shape != self.pools[n].members.shape or \
                     pools.of_output.shape != self.pools[n].of_output.shape:
                 raise ValueError(f"sparsifier state: the pools of {n} have another shape")
-            self.pools[n] = pools
-            self.allowed[n] = pools.allowed(self.params[n].shape[1]).to(self.params[n].device)
+            self._set_pools(n, pools)
         self.t = int(state["t"])
         self.generator.set_state(state["generator"])
         self.apply_masks()
