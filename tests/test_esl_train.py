@@ -16,14 +16,7 @@ from esl_train.esl import GROW_RULES, PRUNE_RULES, ESLConfig, ESLSparsifier, esl
 from esl_train.models import build_model
 from esl_train.train import Interrupted, TrainConfig, run_paths, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models on a shared machine: one intra-op thread is faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _updates(out: Path) -> list[dict]:
