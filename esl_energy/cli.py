@@ -1,13 +1,17 @@
 """esl-energy: what a spiking network costs, in operations and joules per platform.
 
-    esl-energy MODEL.pt [MODEL.pt ...] --platforms gpu,truenorth [--mode connections,measured]
+    esl-energy SOURCE [SOURCE ...] --platforms gpu,truenorth [--mode connections,measured]
                [--data mnist-embedded] [--samples 1000] [--layers] [--format table|markdown|csv|json|latex]
+    esl-energy net.nir --steps 8 [--encoding direct|rate] --mode measured
     esl-energy table1 [--dense DENSE.pt] [--esl ESL.pt] [--out runs/table1] [--format ...]
     esl-energy IR_DIR [IR_DIR ...] [--platforms truenorth-merolla2014] [--samples 200]
 
-An IR_DIR (written by ``esl-export --target truenorth``) is priced by running test digits
-through its tick-accurate simulator: measured SOPs per core plus static power per core
-and tick (``esl_energy/placed.py``).
+A SOURCE is a model.pt, a NIR file from any framework (measured mode then runs the
+graph's own reference executor: no PyTorch model is needed) or an export folder. A
+folder is dispatched on its manifest: a TrueNorth IR (``esl-export --target truenorth``)
+is priced by running test digits through its tick-accurate simulator, measured SOPs per
+core plus static power per core and tick (``esl_energy/placed.py``); a NIR folder is its
+graph; a Lava or ONNX folder is priced through the source its manifest records.
 
 Every bad input ends with one line ``esl-energy: error: ...`` on stderr and exit status 2.
 """
@@ -21,28 +25,12 @@ from typing import NoReturn
 from esl_energy.counting import DIRECT_INPUT, MODES, EnergyError
 from esl_energy.placed import DEFAULT_IR_PLATFORMS
 from esl_energy.report import DEFAULT_DATA, FORMATS, evaluate, parse_modes, render
-from esl_export.graph import GraphError
-from esl_export.truenorth.ir import IRError
-from esl_export.truenorth.runner import is_export
-from esl_train.checkpoint import CheckpointError
-from esl_train.data import DataError
-from hw_targets import TargetError, load_platforms
+from esl_export.backends import for_folder, input_errors, read_manifest
+from esl_export.sources import SourceError, add_nir_options, nir_options, reopen
+from esl_train.cli_common import LineParser, UsageError, add_progress, add_source, run_command, show_progress
+from hw_targets import load_platforms
 
 PROG = "esl-energy"
-#: errors that are the user's input, reported on one line
-INPUT_ERRORS = (CheckpointError, DataError, TargetError, EnergyError, GraphError, IRError, ValueError,
-                OSError)
-
-
-class UsageError(Exception):
-    """A bad command line; main() prints it on one line and returns 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 def fail(message: object) -> NoReturn:
@@ -53,22 +41,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
     p.add_argument("--targets-file", action="append", default=[], metavar="YAML",
                    help="your own platform table (repeatable); its name can then be used in --platforms")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bars (default: when stderr is a terminal)")
+    add_progress(p)
 
 
 def _model_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Count the operations of spiking-network model files "
-                "and price them per hardware platform. 'esl-energy table1 --help' for ESL-SNNs Table 1.")
-    p.add_argument("models", nargs="+", metavar="MODEL.pt|IR_DIR",
-                   help="model file(s) written by esl-train, or TrueNorth IR folder(s) written by "
-                   "esl-export --target truenorth")
-    p.add_argument("--platforms", default=None,
+    p = LineParser(prog=PROG, description="Count the operations of spiking networks (model.pt, NIR files, "
+                   "export folders) and price them per hardware platform. 'esl-energy table1 --help' for "
+                   "ESL-SNNs Table 1.")
+    p.add_argument("models", nargs="+", metavar="SOURCE|DIR",
+                   help="model.pt written by esl-train, NIR file(s) from any framework, or folder(s) written "
+                   "by esl-export (a TrueNorth IR is run and priced per core)")
+    p.add_argument("--platforms", "--platform", dest="platforms", default=None,
                    help="comma-separated platform names, aliases or YAML paths (default: gpu,truenorth "
-                   f"for model files, {DEFAULT_IR_PLATFORMS} for IR folders)")
-    p.add_argument("--source", default=None, metavar="MODEL.pt",
-                   help="IR folders: the model.pt they were exported from, whose rate-coded draw is "
-                   "replayed (default: the path the IR's manifest records)")
+                   f"for models, {DEFAULT_IR_PLATFORMS} for IR folders)")
+    add_source(p, "IR folders: the model.pt or NIR file they were exported from, whose rate-coded draw is "
+                  "replayed (default: the path the IR's manifest records)")
+    p.add_argument("--seed", type=int, default=0, help="seed of rate-coded input draws (default 0)")
     p.add_argument("--mode", default="connections",
                    help=f"comma-separated counting modes: {', '.join(MODES)} (default: connections)")
     p.add_argument("--data", default=DEFAULT_DATA,
@@ -81,12 +69,13 @@ def _model_parser() -> argparse.ArgumentParser:
                    help="count a layer reading direct (constant analog) input at every time step "
                    "(the graph's semantics, default) or once (as the mlp-lif PyTorch forward does)")
     p.add_argument("--layers", action="store_true", help="add the per-layer breakdown")
+    add_nir_options(p)
     _common(p)
     return p
 
 
 def _table1_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=f"{PROG} table1", description="ESL-SNNs Table 1 (MNIST 784-800-10) beside the "
+    p = LineParser(prog=f"{PROG} table1", description="ESL-SNNs Table 1 (MNIST 784-800-10) beside the "
                 "paper's printed values. Without --dense/--esl the missing models are trained on "
                 "the embedded digits (20 epochs of 3,600 digits each; existing files in --out reused).")
     p.add_argument("--dense", default=None, metavar="DENSE.pt", help="the dense 784-800-10 model")
@@ -98,25 +87,47 @@ def _table1_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _progress(flag: bool | None) -> bool:
-    return sys.stderr.isatty() if flag is None else flag
+_progress = show_progress
+
+
+def _graph_path(path: str) -> tuple[str, bool]:
+    """Where the graph of a command-line entry is, and whether it is a placed IR (run and
+    priced per core). A folder is dispatched on its manifest's back end."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_dir():
+        return path, False
+    backend = for_folder(p)
+    if backend.energy == "placed":
+        return path, True
+    if backend.energy == "graph":
+        return path, False
+    entry = read_manifest(p).get("source", {})
+    src = reopen(entry) if isinstance(entry, dict) else None
+    if src is None:
+        raise SourceError(f"{p}: a {backend.name} export is priced through its source, "
+                          f"{entry.get('path') if isinstance(entry, dict) else None!r}, which is not there")
+    print(f"{p}: priced through its source {src.path} (sha256 checked)", file=sys.stderr)
+    return str(src.path), False
 
 
 def _run_models(argv: list[str]) -> int:
     args = _model_parser().parse_args(argv)
-    placed = [is_export(m) for m in args.models]
+    resolved = [_graph_path(m) for m in args.models]
+    placed = [ir for _, ir in resolved]
     if any(placed):
         if not all(placed):
-            fail("give model files or TrueNorth IR folders, not both in one call")
+            fail("give sources or TrueNorth IR folders, not both in one call")
         return _run_placed(args)
     if args.source is not None:
         fail("--source is for IR folders")
     platforms = load_platforms(args.platforms or "gpu,truenorth", args.targets_file)
     modes = parse_modes(args.mode)
-    results = evaluate(args.models, platforms, modes, args.data, data_dir=args.data_dir,
+    results = evaluate([p for p, _ in resolved], platforms, modes, args.data, data_dir=args.data_dir,
                        samples=1000 if args.samples is None else args.samples,
                        direct_input=args.direct_input, batch_size=args.batch_size,
-                       progress=_progress(args.progress))
+                       progress=_progress(args.progress), nir=nir_options(args), seed=args.seed)
     print(render(results, args.format, args.layers))
     return 0
 
@@ -130,7 +141,8 @@ def _run_placed(args: argparse.Namespace) -> int:
     platforms = load_platforms(args.platforms or DEFAULT_IR_PLATFORMS, args.targets_file)
     samples = 200 if args.samples is None else args.samples
     results = [price_placed(m, platforms, samples, model_path=args.source,
-                            data=None if args.data == DEFAULT_DATA else args.data, data_dir=args.data_dir)
+                            data=None if args.data == DEFAULT_DATA else args.data, data_dir=args.data_dir,
+                            seed=args.seed)
                for m in args.models]
     rows = placed_rows(results)
     if args.format == "json":
@@ -170,17 +182,9 @@ def _run_table1(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] == "table1":
-            return _run_table1(argv[1:])
-        return _run_models(argv)
-    except (UsageError, *INPUT_ERRORS) as exc:
-        line = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{PROG}: error: {line}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    if argv and argv[0] == "table1":
+        return run_command(PROG, lambda: _run_table1(argv[1:]), (EnergyError, *input_errors()))
+    return run_command(PROG, lambda: _run_models(argv), (EnergyError, *input_errors()))
 
 
 if __name__ == "__main__":

@@ -34,10 +34,10 @@ class PlacedEnergy:
 
 def price_placed(path: str | os.PathLike[str], platforms: Sequence[Platform], samples: int, *,
                  model_path: str | None = None, data: str | None = None,
-                 data_dir: str | None = None) -> PlacedEnergy:
+                 data_dir: str | None = None, seed: int = 0) -> PlacedEnergy:
     """One simulator run of the IR at ``path`` on ``samples`` test digits, priced per platform."""
     ir = ir_mod.read(path)
-    run = run_export(ir, samples, model_path=model_path, data=data, data_dir=data_dir)
+    run = run_export(ir, samples, model_path=model_path, data=data, data_dir=data_dir, seed=seed)
     return PlacedEnergy(str(path), run, ir.n_cores, [price_run(ir, run.sim, p) for p in platforms])
 
 

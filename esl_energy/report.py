@@ -13,13 +13,15 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tabulate import tabulate
 from tqdm.auto import tqdm
 
-from esl_energy.activity import check_samples, record
+from esl_energy.activity import check_samples, record, reference_activity
 from esl_energy.counting import (
     DIRECT_INPUT,
     MODES,
@@ -31,8 +33,9 @@ from esl_energy.counting import (
     OpCount,
 )
 from esl_energy.pricing import Energy, price
-from esl_export.graph import Graph, GraphError
+from esl_export.graph import Graph, GraphError, SingleSpikeIF
 from esl_export.lower import lower
+from esl_export.nir_graph import ReadOptions
 from esl_train.checkpoint import Checkpoint, load_model
 from hw_targets import Platform, load_platforms
 
@@ -43,11 +46,12 @@ DEFAULT_DATA = "mnist-embedded"
 
 @dataclass(frozen=True)
 class Loaded:
-    """A model file, its rebuilt model and its lowered graph."""
+    """A source, its lowered graph, and (for a model.pt) the rebuilt model and checkpoint.
+    A NIR source has no model: measured mode runs the graph's reference executor."""
 
     label: str
-    model: torch.nn.Module
-    checkpoint: Checkpoint
+    model: torch.nn.Module | None
+    checkpoint: Checkpoint | None
     graph: Graph
 
 
@@ -62,8 +66,17 @@ class ModelEnergy:
     data: str | None = None  # measured: what the samples were
 
 
-def load(path: str | os.PathLike[str]) -> Loaded:
-    """Load model.pt through the one loader and lower it (CheckpointError, EnergyError)."""
+def load(path: str | os.PathLike[str], nir: ReadOptions | None = None) -> Loaded:
+    """Load a model.pt through the one loader and lower it, or read a NIR file (or NIR
+    export folder) into the graph (CheckpointError, EnergyError)."""
+    from esl_export.sources import SourceError, kind_of, load_source
+
+    try:
+        if kind_of(Path(path)) != "model":
+            source = load_source(path, nir)
+            return Loaded(os.fspath(path), None, None, source.graph)
+    except SourceError as exc:
+        raise EnergyError(str(exc)) from None
     model, ckpt = load_model(path)
     try:
         graph = lower(model, ckpt.masks, source=str(path))  # type: ignore[arg-type]
@@ -82,24 +95,33 @@ def load_samples(data: str = DEFAULT_DATA, data_dir: str | os.PathLike[str] | No
     return load_data(data, data_dir, limit=samples).test.x
 
 
-def measure(model: torch.nn.Module, graph: Graph, x: torch.Tensor, *, batch_size: int = 256,
+def measure(model: torch.nn.Module | None, graph: Graph, x: torch.Tensor, *, batch_size: int = 256,
             direct_input: DirectInput = "per-step", progress: bool = False,
-            label: str = "") -> OpCount:
-    """Measured-mode count of the model on samples ``x``, per sample."""
+            label: str = "", seed: int | None = None) -> OpCount:
+    """Measured-mode count on samples ``x``, per sample: the model's own spikes, or with
+    no model (a NIR source) the reference executor's. Rate draws are seeded with
+    ``seed`` (None: the caller's torch RNG state as it is, fresh numpy entropy)."""
     check_samples(graph, tuple(x.shape[1:]))
     if batch_size < 1:
         raise EnergyError(f"batch size must be positive, got {batch_size}")
+    if model is None and any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
+        raise EnergyError(f"{label or 'graph'}: measured mode needs the PyTorch model for a single-spike "
+                          f"network (the reference executor runs step-based graphs)")
     metric = MeasuredOps(graph, direct_input)
+    if seed is not None:
+        torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     starts = range(0, len(x), batch_size)
     for i in tqdm(starts, desc=f"measuring {label}".strip(), unit="batch", disable=not progress,
                   leave=False):
-        metric(record(model, graph, x[i: i + batch_size]))
+        xb = x[i: i + batch_size]
+        metric(record(model, graph, xb) if model is not None else reference_activity(graph, xb, rng))
     return metric.compute()
 
 
 def count(loaded: Loaded, mode: str, x: torch.Tensor | None = None, *,
           direct_input: DirectInput = "per-step", batch_size: int = 256,
-          progress: bool = False) -> OpCount:
+          progress: bool = False, seed: int | None = None) -> OpCount:
     """Count one loaded model in one mode (measured needs samples ``x``)."""
     if mode == "connections":
         return Connections()(loaded.graph)
@@ -109,7 +131,7 @@ def count(loaded: Loaded, mode: str, x: torch.Tensor | None = None, *,
         if x is None:
             raise EnergyError("measured mode needs data (--data)")
         return measure(loaded.model, loaded.graph, x, batch_size=batch_size,
-                       direct_input=direct_input, progress=progress, label=loaded.label)
+                       direct_input=direct_input, progress=progress, label=loaded.label, seed=seed)
     raise EnergyError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
 
 
@@ -135,11 +157,13 @@ def evaluate(
     direct_input: DirectInput = "per-step",
     batch_size: int = 256,
     progress: bool = False,
+    nir: ReadOptions | None = None,
+    seed: int | None = None,
 ) -> list[ModelEnergy]:
-    """Count every model in every mode and price it on every platform."""
+    """Count every source (model.pt, NIR file) in every mode and price it on every platform."""
     if direct_input not in DIRECT_INPUT:
         raise EnergyError(f"direct input must be one of {', '.join(DIRECT_INPUT)}, got {direct_input!r}")
-    loaded = [load(p) for p in paths]
+    loaded = [load(p, nir) for p in paths]
     x: torch.Tensor | None = None
     data_label: str | None = None
     if "measured" in modes:
@@ -155,7 +179,8 @@ def evaluate(
     out = []
     for m in loaded:
         for mode in modes:
-            c = count(m, mode, x, direct_input=direct_input, batch_size=batch_size, progress=progress)
+            c = count(m, mode, x, direct_input=direct_input, batch_size=batch_size, progress=progress,
+                      seed=seed)
             out.append(ModelEnergy(m.label, str(m.graph.meta.get("model", "?")), c,
                                    tuple(price(c, p) for p in platforms),
                                    data_label if mode == "measured" else None))

@@ -1,15 +1,19 @@
 """Writing an export folder so that a crash never leaves a half-written one where
-a good one was, and the checksums its manifest records."""
+a good one was, the checksums its manifest records, and the JSON it holds."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 def sha256_file(path: str | Path) -> str:
@@ -18,6 +22,12 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def refuse_input(out: Path, source: Path, error: type[Exception]) -> None:
+    """``error`` if writing ``out`` would replace the input ``source`` or a folder holding it."""
+    if source.exists() and (out.resolve() == source.resolve() or out.resolve() in source.resolve().parents):
+        raise error(f"{out}: would overwrite the input {source}; choose another output")
 
 
 @contextmanager
@@ -53,3 +63,44 @@ def export_folder(out_dir: str | Path, manifest: str, what: str,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_file(out: Path, write: Callable[[Path], None], ours: Callable[[Path], bool], what: str,
+               error: type[Exception]) -> None:
+    """Write one file atomically: ``write(tmp)`` fills a temporary file beside ``out``,
+    which then replaces ``out``. An existing ``out`` is replaced only when ``ours(out)``
+    says this tool wrote it."""
+    if out.is_dir():
+        raise error(f"{out}: is a directory")
+    if out.exists() and not ours(out):
+        raise error(f"{out}: exists and is not an esl-snn {what}; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the export is an ordinary file
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data (numpy scalars and tuples converted, non-finite numbers as strings)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

@@ -33,6 +33,11 @@ def encode(graph: Graph, x: np.ndarray, rng: np.random.Generator | None = None) 
     """
     inp = graph.nodes[graph.input]
     assert isinstance(inp, Input)
+    return encode_input(inp, x, rng)
+
+
+def encode_input(inp: Input, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``encode`` for an Input node alone (a back end that holds no graph)."""
     enc = inp.encoding
     x = np.asarray(x, np.float64)
     if enc["kind"] == "frames":  # [B, T, C, H, W] -> [T, B, C, H, W]

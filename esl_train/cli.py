@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from esl_train.checkpoint import CheckpointError
+from esl_train.cli_common import LineParser, UsageError, add_progress, one_line, show_progress
 from esl_train.data import DATASETS, DataError, Splits, load_data
 from esl_train.esl import GROW_RULES, PRUNE_RULES, ESLConfig, esl_factory
 from esl_train.esl.pools import pool_size_for
@@ -46,7 +47,7 @@ def _ints(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="esl-train", description=__doc__)
+    p = LineParser(prog="esl-train", description=__doc__)
     p.add_argument("--model", required=True, choices=MODEL_NAMES)
     p.add_argument("--out", default="model.pt", help="model file to write (default: model.pt)")
     p.add_argument("--data", default="mnist-embedded", choices=DATASETS)
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "neuron of a sparse Linear layer reads one pool of (axons-1)//2 inputs (square "
                         "image windows for a layer reading the image), so the layer maps onto one core "
                         "per pool (see esl_train/esl/pools.py)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress(p)
     return p
 
 
@@ -167,7 +168,11 @@ def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"esl-train: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     try:
         data = load_data(args.data, args.data_dir, frames=args.frames, limit=args.limit)
         arch = arch_from_args(args, data)
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         esl = esl_config_from_args(args, cfg, len(data.train.y), data.in_shape)
         factory = esl_factory(esl) if esl is not None else None
         result = train(arch, data, cfg, sparsifier_factory=factory, resume=args.resume,
-                       progress=not args.no_progress)
+                       progress=show_progress(args.progress))
     except (DataError, ArchError, CheckpointError, TargetError, ValueError) as exc:
         print(f"esl-train: error: {exc}", file=sys.stderr)
         return 2

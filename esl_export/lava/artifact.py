@@ -18,7 +18,10 @@ Neurons (``stage.neuron["type"]``):
 - ``lif``: u = (1 − du)·u + a_in; v = (1 − dv)·v + u + bias; spike when v > vth,
   v ← 0 (du = 1, dv = 1 − τ; the paper's u(t) = τ·u(t−1) + I(t) with the bias in I);
 - ``fire-once``: the single-spike neuron in discrete time, see single_spike_dt.py;
-- ``readout``: no neuron, the per-step output is a_in + bias (the logits).
+- ``readout``: no neuron, the per-step output is a_in + bias (the logits). A graph that
+  ends in a spiking layer (an snntorch network read from NIR, say) gets one more stage,
+  an identity matrix into a readout (``neuron["counts"]`` names the layer): its sums are
+  that layer's spike counts, the class scores.
 
 Time (``manifest["time"]``):
 
@@ -46,7 +49,7 @@ import numpy as np
 from scipy import sparse
 
 from esl_export import single_spike_dt as sdt
-from esl_export.files import export_folder, sha256_file
+from esl_export.files import export_folder, jsonable, sha256_file
 from esl_export.graph import (
     LIF,
     Add,
@@ -196,8 +199,13 @@ def stages_of_lif_graph(graph: Graph) -> list[Stage]:
         stages.append(Stage("+".join(names), weight, bias, neuron, analog if not stages else False,
                             tuple(node.output_shape), name))
         mat, bias, dense_affine, names = None, None, True, []
-    if mat is not None or not stages or stages[-1].neuron["type"] != "readout":
-        raise GraphError("the LIF export expects the graph to end with a Readout")
+    if mat is not None or not stages:
+        raise GraphError("the LIF export expects the graph to end with a Readout or a LIF layer")
+    if stages[-1].neuron["type"] != "readout":  # ends in spiking neurons: a readout counts their spikes
+        last = stages[-1]
+        count = sparse.identity(last.n_out, np.float64, format="csr")
+        stages.append(Stage(f"count:{last.layer}", count, None, {"type": "readout", "counts": last.layer},
+                            False, last.shape, "output"))
     return stages
 
 
@@ -243,21 +251,6 @@ def from_graph(graph: Graph, source: dict[str, Any], dt: float = sdt.DEFAULT_DT,
 # ----------------------------------------------------------------- files
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON data (numpy scalars and tuples converted, non-finite numbers as strings)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
 def _stage_entry(k: int, stage: Stage, file: str, pipelined: bool) -> dict[str, Any]:
     return {"name": stage.name, "layer": stage.layer, "file": file, "connection": stage.connection,
             "weight_shape": [stage.n_out, stage.n_in], "nnz": stage.nnz(),
@@ -289,9 +282,11 @@ def write(art: Artifact, out_dir: str | Path) -> Path:
             files[fname] = sha256_file(tmp / fname)
             entries.append(_stage_entry(k, stage, fname, art.time.get("clock") == "pipelined"))
         manifest = {
-            "format": FORMAT, "version": FORMAT_VERSION, "kind": art.kind,
+            "format": FORMAT, "version": FORMAT_VERSION, "backend": "lava", "kind": art.kind,
             "source": art.source, "input": art.input, "time": art.time, "stages": entries,
-            "output": ({"type": "readout", "decode": "argmax over classes of the summed a_in + bias"}
+            "output": (({"type": "spike-count", "decode": "argmax over classes of the output layer's spike "
+                         "counts (an identity stage sums them)"} if art.stages[-1].neuron.get("counts") else
+                        {"type": "readout", "decode": "argmax over classes of the summed a_in + bias"})
                        if art.kind == "lif" else
                        {"type": "first-spike", "decode": "earliest output spike; within a step the "
                         "crossing is interpolated, t = (n - (v - vth)/u)*dt; none fired: class -1"}),

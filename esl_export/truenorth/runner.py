@@ -1,8 +1,10 @@
-"""Export a model.pt to the core IR, and stream test digits through the IR simulator.
+"""Export a source to the core IR, and stream test digits through the IR simulator.
 
 Accuracy is the IR's prediction (argmax of output spike counts) against the labels;
-agreement is against the PyTorch model's prediction on the same digits, with
-PyTorch's own rate-coded Bernoulli draw fed to the IR, so both see the same spikes.
+agreement is against the reference's prediction on the same digits (the PyTorch model,
+or the graph's reference executor for a NIR source), with the reference's own
+rate-coded Bernoulli draw fed to the IR, so both see the same spikes. Without a source
+the IR draws its own spikes (seeded).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from esl_export.files import sha256_file
+from esl_export.files import refuse_input
+from esl_export.runs import RunReport, RunRequest, prepare
+from esl_export.sources import Source, load_source
 from esl_export.truenorth import ir as ir_mod
 from esl_export.truenorth.energy import IREnergy, price_run
 from esl_export.truenorth.ir import CoreIR, Geometry, IRError
@@ -21,20 +25,21 @@ from esl_export.truenorth.lower import lower_graph
 from esl_export.truenorth.simulate import SimResult, simulate
 
 
+def export_graph(source: Source, out_dir: str | Path, platform: str = "truenorth-merolla2014",
+                 **options: Any) -> CoreIR:
+    """Lower a source's graph, place it, validate and write it (``esl-export --target truenorth``)."""
+    ir = lower_graph(source.graph, Geometry.from_platform(platform), **options)
+    ir.meta["source"] = source.manifest_entry()
+    ir.meta["backend"] = "truenorth"
+    ir_mod.write(ir, out_dir)
+    return ir_mod.read(out_dir)  # validated again on load
+
+
 def export_model(model_path: str | Path, out_dir: str | Path, platform: str = "truenorth-merolla2014",
                  **options: Any) -> CoreIR:
-    """Lower model.pt, place it, validate and write it (``esl-export --target truenorth``)."""
-    from esl_export.lower import lower_file
-
-    model, out = Path(model_path), Path(out_dir)
-    if model.exists() and (out.resolve() == model.resolve() or out.resolve() in model.resolve().parents):
-        raise IRError(f"{out}: would overwrite the input {model}; choose another output folder")
-    graph, ckpt = lower_file(model)
-    ir = lower_graph(graph, Geometry.from_platform(platform), **options)
-    ir.meta["source"] = {"path": str(model), "sha256": sha256_file(model), "model": ckpt.arch.get("name"),
-                         "dataset": ckpt.meta.get("dataset"), "density": ckpt.meta.get("density")}
-    ir_mod.write(ir, out)
-    return ir_mod.read(out)  # validated again on load
+    """Lower model.pt (or a NIR file), place it, validate and write it."""
+    refuse_input(Path(out_dir), Path(model_path), IRError)
+    return export_graph(load_source(model_path), out_dir, platform, **options)
 
 
 def summary_lines(ir: CoreIR) -> list[str]:
@@ -52,62 +57,35 @@ def summary_lines(ir: CoreIR) -> list[str]:
 
 
 @dataclass
-class IRRun:
-    samples: int
-    accuracy: float
-    pytorch_accuracy: float | None
-    agreement: float | None
+class IRRun(RunReport):
     sim: SimResult
     energy: IREnergy
 
-    def summary(self) -> str:
-        lines = [f"IR simulator: accuracy {100 * self.accuracy:.2f}% on {self.samples} test digits"]
-        if self.pytorch_accuracy is not None and self.agreement is not None:
-            lines.append(f"PyTorch:      accuracy {100 * self.pytorch_accuracy:.2f}%; the IR agrees with "
-                         f"PyTorch on {100 * self.agreement:.2f}% of the digits")
-        lines.append(f"SOPs: {self.sim.sops.sum() / self.samples:,.0f} per digit over "
-                     f"{self.sim.ticks} ticks; busiest core {self.sim.sops.max() / self.samples:,.0f}")
-        lines.append(f"energy per digit, {self.energy.summary()}")
-        lines.append(f"speed: {self.sim.ticks_per_s:,.0f} network ticks/s ({self.sim.seconds:.2f} s)")
-        return "\n".join(lines)
+    def detail_lines(self) -> list[str]:
+        return [f"SOPs: {self.sim.sops.sum() / self.samples:,.0f} per digit over "
+                f"{self.sim.ticks} ticks; busiest core {self.sim.sops.max() / self.samples:,.0f}",
+                f"energy per digit, {self.energy.summary()}",
+                f"speed: {self.sim.ticks_per_s:,.0f} network ticks/s ({self.sim.seconds:.2f} s)"]
 
 
 def run_export(export: str | Path | CoreIR, samples: int = 200, *, model_path: str | Path | None = None,
-               offset: int = 0, data: str | None = None, data_dir: str | None = None) -> IRRun:
-    """Stream test digits through the IR; compare with the source model when it is at hand."""
-    from esl_export.lava.runner import pytorch_side
-    from esl_train.checkpoint import CheckpointError, load_model
-    from esl_train.data import load_data
-
+               offset: int = 0, data: str | None = None, data_dir: str | None = None, seed: int = 0,
+               compare: bool = True) -> IRRun:
+    """Stream test digits through the IR; compare with the source when it is at hand."""
     ir = export if isinstance(export, CoreIR) else ir_mod.read(export)
-    src = ir.meta.get("source", {})
-    path = Path(model_path) if model_path is not None else Path(str(src.get("path", "")))
-    if not path.is_file():
-        raise IRError(f"{path}: the source model is needed for its rate-coded draw; pass --model")
-    if src.get("sha256") and sha256_file(path) != src["sha256"]:
-        raise IRError(f"{path}: not the checkpoint this export was made from (sha256 differs)")
-    try:
-        model, _ = load_model(path)
-    except CheckpointError as exc:
-        raise IRError(str(exc)) from None
-    splits = load_data(data or src.get("dataset") or "mnist-embedded", data_dir)
-    n = len(splits.test.y)
-    if samples < 1 or offset < 0 or offset + samples > n:
-        raise IRError(f"the test split has {n} samples; asked for {samples} from {offset}")
-    x = splits.test.x[offset:offset + samples].numpy()
     n_data = int(ir.meta["inputs"]["n_data"])
-    if int(np.prod(x.shape[1:])) != n_data:
-        raise IRError(f"the test samples have {int(np.prod(x.shape[1:]))} values, the IR takes {n_data}")
-    y = splits.test.y[offset:offset + samples].numpy()
-    import torch
-
-    torch.manual_seed(0)  # the rate draw repeats
-    preds, seq = pytorch_side(model.eval(), x)
-    assert seq is not None
-    sim = simulate(ir, seq.reshape(seq.shape[0], seq.shape[1], -1))
-    p = sim.predictions()
-    return IRRun(samples, float(np.mean(p == y)), float(np.mean(preds == y)), float(np.mean(p == preds)), sim,
-                 price_run(ir, sim))
+    T = int(ir.meta["timing"]["T"])
+    req = RunRequest(samples, offset, data, data_dir, model_path, compare, False, seed)
+    x, y, _, ref = prepare(ir.meta.get("source", {}), req, n_data)
+    if ref is not None and ref.seq is not None:
+        seq = ref.seq.reshape(ref.seq.shape[0], samples, -1)
+    else:  # no reference: the IR's own seeded rate draw
+        flat = np.clip(x.reshape(samples, -1), 0, 1)
+        seq = (np.random.default_rng(seed).random((T, *flat.shape)) < flat).astype(np.float64)
+    sim = simulate(ir, seq)
+    return IRRun("IR simulator", "the IR", samples, sim.predictions(), y,
+                 None if ref is None else ref.name, None if ref is None else ref.predictions,
+                 sim=sim, energy=price_run(ir, sim))
 
 
 def is_export(path: str | Path) -> bool:
