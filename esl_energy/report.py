@@ -77,7 +77,7 @@ def load(path: str | os.PathLike[str], nir: ReadOptions | None = None) -> Loaded
             return Loaded(os.fspath(path), None, None, source.graph)
     except SourceError as exc:
         raise EnergyError(str(exc)) from None
-    model, ckpt = load_model(path)
+    model, ckpt = load_model(Path(path))
     try:
         graph = lower(model, ckpt.masks, source=str(path))  # type: ignore[arg-type]
     except GraphError as exc:
@@ -92,7 +92,7 @@ def load_samples(data: str = DEFAULT_DATA, data_dir: str | os.PathLike[str] | No
 
     if samples < 1:
         raise EnergyError(f"--samples must be a positive number, got {samples}")
-    return load_data(data, data_dir, limit=samples).test.x
+    return load_data(data, None if data_dir is None else Path(data_dir), limit=samples).test.x
 
 
 def measure(model: torch.nn.Module | None, graph: Graph, x: torch.Tensor, *, batch_size: int = 256,

@@ -152,7 +152,7 @@ def to_nir(graph: Graph, dt: float = DEFAULT_DT) -> Any:
         sums = [p for p in graph.predecessors(name) if isinstance(graph.nodes[p], Add)]
         extra = {"sums": sums[0]} if sums else {}
         nodes[keys[name]] = _node_to_nir(nir, name, i, node, dt, extra)
-    edges = []
+    edges: list[tuple[str, str]] = []
     for name in graph.nodes:
         if isinstance(graph.nodes[name], Add):
             continue
@@ -295,6 +295,12 @@ def _array(node: Any, field: str, key: str) -> np.ndarray:
     if np.isnan(arr).any():
         raise NIRError(f"node {key}: {field} has NaN values")
     return arr
+
+
+def _raw_dtype(node: Any, field: str) -> np.dtype[Any]:
+    """The float type a parameter came in (float64 unless the file says float16/32)."""
+    dtype = np.asarray(getattr(node, field, 0.0)).dtype
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
 
 
 def _uniform(arr: np.ndarray, field: str, key: str) -> float:
@@ -450,7 +456,8 @@ class _Reader:
         shapes = {self.shape[p] for p in preds}
         if len(shapes) != 1:
             raise NIRError(f"node {key}: its inputs have different shapes {sorted(shapes)}; cannot sum them")
-        name = meta.get("sums") if isinstance(meta.get("sums"), str) else f"{key}.sum"
+        given = meta.get("sums")
+        name = given if isinstance(given, str) else f"{key}.sum"
         if name in self.nodes:
             raise NIRError(f"node {key}: name {name!r} is used twice")
         self.add(name, Add(shapes.pop()), preds)
@@ -580,7 +587,7 @@ class _Reader:
                            f"square windows with stride = kernel and no padding")
         if len(in_shape) != 3 or min(in_shape[1:]) < k[0]:
             raise NIRError(f"node {key}: {kind} of {k[0]}x{k[0]} on input {list(in_shape)}")
-        if np.ndim(getattr(node, "kernel_size", None)) == 0:
+        if np.ndim(np.asarray(getattr(node, "kernel_size", 0))) == 0:
             self.notes.append(f"node {key}: {kind} sizes given as scalars, read as {k[0]}x{k[0]}")
         return k[0]
 
@@ -616,16 +623,17 @@ class _Reader:
                            f"values")
         return in_shape
 
-    def _lif_params(self, key: str, tau_v: float, v_th: float, w: float,
+    def _lif_params(self, key: str, tau: float, v_th: float, w: float,
                     meta: dict[str, Any]) -> tuple[float, float]:
+        """Our (τ, v_th) from the NIR decay per step and input scale ``w``."""
         if not v_th > 0 or not w > 0:
             raise NIRError(f"node {key}: threshold {v_th} and input scale {w} must be positive")
-        tau = 1.0 - tau_v
         if not -1e-12 <= tau <= 1.0:
             raise NIRError(f"node {key}: time constant shorter than one step (dt = {self.dt:g} s); pass the "
                            f"writer's dt (--nir-dt)")
         tau = min(1.0, max(0.0, tau))
-        th = v_th / w
+        folded = abs(w - 1.0) > 1e-6  # below that it is the rounding of the file's floats
+        th = v_th / w if folded else v_th
         if "tau" in meta or "v_th" in meta:
             mt, mv = meta.get("tau"), meta.get("v_th")
             if not isinstance(mt, int | float) or not isinstance(mv, int | float) or \
@@ -634,7 +642,7 @@ class _Reader:
                 raise NIRError(f"node {key}: esl-snn metadata (tau {mt}, v_th {mv}) disagrees with the NIR "
                                f"parameters (tau {tau:.6g}, v_th {th:.6g}); the file was edited")
             return float(mt), float(mv)
-        if not math.isclose(w, 1.0, rel_tol=1e-9):
+        if folded:
             self.notes.append(f"node {key}: input scale R*dt/tau = {w:.6g} folded into the threshold "
                               f"({v_th:g} -> {th:.6g})")
         return tau, th
@@ -655,22 +663,28 @@ class _Reader:
         if np.any(leak != 0):
             raise NIRError(f"node {key}: v_leak != 0; esl-snn's LIF leaks toward zero")
         self._reset_zero(key, node)
-        t, rr = _uniform(tau_m, "tau", key), _uniform(r, "r", key)
+        # in the file's own precision: a float32 snntorch file then gives back its float32 beta
+        ft = np.result_type(_raw_dtype(node, "tau"), _raw_dtype(node, "r"), np.float32).type
+        t, rr = ft(_uniform(tau_m, "tau", key)), ft(_uniform(r, "r", key))
         if not t > 0 or not math.isfinite(rr) or rr <= 0:
             raise NIRError(f"node {key}: tau {t} and r {rr} must be positive and finite")
-        decay = self.dt / t if math.isfinite(t) else 0.0
-        w = rr * decay if math.isfinite(t) else rr * self.dt
-        tau, th = self._lif_params(key, decay, _uniform(vth, "v_threshold", key), w, meta)
+        dt = ft(self.dt)
+        if math.isfinite(t):
+            tau, w = float(ft(1) - dt / t), float(rr * dt / t)
+        else:  # no leak
+            tau, w = 1.0, float(rr * dt)
+        tau, th = self._lif_params(key, tau, _uniform(vth, "v_threshold", key), w, meta)
         return LIF(shape, tau, th)
 
     def _if(self, key: str, node: Any, meta: dict[str, Any], in_shape: tuple[int, ...]) -> LIF:
         r, vth = _array(node, "r", key), _array(node, "v_threshold", key)
         shape = self._neuron_shape(key, [r, vth], in_shape)
         self._reset_zero(key, node)
-        rr = _uniform(r, "r", key)
+        ft = np.result_type(_raw_dtype(node, "r"), np.float32).type
+        rr = ft(_uniform(r, "r", key))
         if not math.isfinite(rr):
             raise NIRError(f"node {key}: r must be finite")
-        tau, th = self._lif_params(key, 0.0, _uniform(vth, "v_threshold", key), rr * self.dt, meta)
+        tau, th = self._lif_params(key, 1.0, _uniform(vth, "v_threshold", key), float(rr * ft(self.dt)), meta)
         return LIF(shape, tau, th)
 
     def _cubalif(self, key: str, node: Any, meta: dict[str, Any], in_shape: tuple[int, ...]) -> SingleSpikeIF:

@@ -55,6 +55,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -114,7 +115,7 @@ class _Emitter:
         self.inits.append(numpy_helper.from_array(np.asarray(array, dtype), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], output: str, name: str, **attrs: object) -> str:
+    def op(self, op_type: str, inputs: list[str], output: str, name: str, **attrs: Any) -> str:
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=name, **attrs))
         return output
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def kind_of(path: Path) -> str:
     return "model"  # model.pt or anything else: the checkpoint loader names what is wrong
 
 
-def load_source(path: str | Path, options: ReadOptions | None = None) -> Source:
+def load_source(path: str | os.PathLike[str], options: ReadOptions | None = None) -> Source:
     """Read a model.pt, a NIR file or a NIR export folder into a Source (SourceError)."""
     from esl_train.checkpoint import CheckpointError
 
@@ -98,7 +99,7 @@ def load_source(path: str | Path, options: ReadOptions | None = None) -> Source:
 
     try:
         model, ckpt = load_model(p)
-        graph = lower(model, ckpt.masks, source=str(p))
+        graph = lower(model, ckpt.masks, source=str(p))  # type: ignore[arg-type]
     except CheckpointError as exc:
         raise SourceError(str(exc)) from None
     except GraphError as exc:
@@ -136,7 +137,8 @@ def reopen(entry: dict[str, Any], override: str | Path | None = None) -> Source 
         raise SourceError(f"{path}: no such model file")
     if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
         raise SourceError(f"{path}: not the source this export was made from (sha256 differs)")
-    nir = entry.get("nir") if isinstance(entry.get("nir"), dict) else {}
+    recorded = entry.get("nir")
+    nir: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     try:
         options = ReadOptions(dt=nir.get("dt"), steps=nir.get("steps"), encoding=nir.get("encoding"))
     except (NIRError, TypeError) as exc:

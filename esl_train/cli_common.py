@@ -49,9 +49,10 @@ def run_command(prog: str, body: Callable[[], int], errors: tuple[type[BaseExcep
                 interrupted: str = "interrupted") -> int:
     """Run ``body``; input errors (``errors`` and UsageError) print one line and give 2,
     ``failures`` one line and 1, Ctrl-C ``interrupted`` and 130."""
+    bad_input: tuple[type[BaseException], ...] = (UsageError, *errors)
     try:
         return body()
-    except (UsageError, *errors) as exc:
+    except bad_input as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except failures as exc:

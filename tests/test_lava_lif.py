@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from spiking import spiking_model
 
 from esl_export import cli
 from esl_export.lava import artifact
@@ -24,28 +25,9 @@ from esl_export.lava.build import SimOutput
 from esl_export.lava.runner import run_artifact, simulate
 from esl_train.checkpoint import make_checkpoint, save_checkpoint
 from esl_train.data import load_data
-from esl_train.models import build_model
 
 N_DIGITS = 20
 TIE = 1e-9
-
-
-def _set_weights(arch: dict, density: float = 0.6, seed: int = 0) -> tuple[torch.nn.Module, dict]:
-    """A model whose layers all spike: larger weights, a random mask, BatchNorm statistics set."""
-    torch.manual_seed(seed)
-    model = build_model(arch)
-    masks = {}
-    with torch.no_grad():
-        for name, w in model.connection_weights().items():
-            masks[name] = torch.rand_like(w) < density
-            w.mul_(3.0).mul_(masks[name])
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(1.0, 2.5)
-                m.bias.uniform_(-0.1, 0.4)
-    return model.eval(), masks
 
 
 def _export(model: torch.nn.Module, masks: dict, folder: Path) -> tuple[Path, Artifact]:
@@ -111,7 +93,7 @@ def _assert_spike_for_spike(art: Artifact, out: SimOutput, rec: dict[str, torch.
 
 @pytest.fixture(scope="module")
 def mlp_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path, Artifact]:
-    model, masks = _set_weights({"name": "mlp-lif", "sizes": [784, 64, 32, 10], "T": 5})
+    model, masks = spiking_model({"name": "mlp-lif", "sizes": [784, 64, 32, 10], "T": 5})
     path, art = _export(model, masks, tmp_path_factory.mktemp("mlp"))
     return model, path, art
 
@@ -132,7 +114,7 @@ def test_mlp_lif_matches_pytorch_spike_for_spike(mlp_export: tuple, digits: tupl
 
 def test_rate_coded_mlp_fast_and_stock_sparse_models_give_the_same_spikes(
         digits: tuple, tmp_path: Path) -> None:
-    model, masks = _set_weights({"name": "mlp-lif", "sizes": [784, 48, 10], "T": 6, "encoding": "rate"},
+    model, masks = spiking_model({"name": "mlp-lif", "sizes": [784, 48, 10], "T": 6, "encoding": "rate"},
                                 density=0.16)
     with torch.no_grad():
         model.fc[0].weight.mul_(1.5)  # binary input carries less current: make the hidden layer fire
@@ -152,7 +134,7 @@ def test_rate_coded_mlp_fast_and_stock_sparse_models_give_the_same_spikes(
 
 def test_tiny_vggsnn_matches_pytorch_spike_for_spike(digits: tuple, tmp_path: Path) -> None:
     arch = {"name": "vggsnn", "in_shape": [1, 28, 28], "num_classes": 10, "width": 1 / 16, "T": 3}
-    model, masks = _set_weights(arch)
+    model, masks = spiking_model(arch)
     _, art = _export(model, masks, tmp_path)
     # conv and pooling unrolled in torch's flatten order; a pool is fused into the next stage
     assert len(art.stages) == 9 and all(s.connection == "sparse" for s in art.stages)

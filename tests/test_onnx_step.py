@@ -21,6 +21,7 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
+from spiking import spiking_model
 
 from esl_export import reference
 from esl_export.graph import LIF, Add, Affine, AvgPool2d, Conv2d, Graph, GraphError, Input
@@ -41,28 +42,10 @@ ARCHS: dict[str, dict[str, Any]] = {
 }
 
 
-def _set_weights(arch: dict, density: float = 0.6, seed: int = 0) -> tuple[torch.nn.Module, dict]:
-    """As in test_lava_lif: larger weights, a random mask, BatchNorm statistics set."""
-    torch.manual_seed(seed)
-    model = build_model(arch)
-    masks = {}
-    with torch.no_grad():
-        for name, w in model.connection_weights().items():
-            masks[name] = torch.rand_like(w) < density
-            w.mul_(3.0).mul_(masks[name])
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(1.0, 2.5)
-                m.bias.uniform_(-0.1, 0.4)
-    return model.eval(), masks
-
-
 @functools.cache
 def _case(key: str) -> tuple[dict, Graph, onnx.ModelProto, dict[str, np.ndarray]]:
     """(masks, graph, step model, PyTorch's recorded run as numpy) of one architecture."""
-    model, masks = _set_weights(ARCHS[key])
+    model, masks = spiking_model(ARCHS[key])
     graph = lower(model, masks)
     x = load_data("mnist-embedded").test.x[:N_DIGITS]
     torch.manual_seed(3)  # the rate-coded draw

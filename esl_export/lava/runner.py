@@ -160,15 +160,16 @@ def export_model(model_path: str | Path, out_dir: str | Path, dt: float = sdt.DE
 
 def run_model(model_path: str | Path, samples: int = 200, config: str = "floating_pt", *,
               out_dir: str | Path | None = None, dt: float = sdt.DEFAULT_DT, progress: bool = True,
-              data: str | None = None, data_dir: str | None = None) -> RunResult:
-    """Export ``model_path`` to Lava (into ``out_dir``, or a temporary folder) and run
-    ``samples`` test digits through it; the result has ``accuracy``,
-    ``pytorch_accuracy``, ``agreement`` and ``steps_per_s`` (see RunResult.summary)."""
+              data: str | None = None, data_dir: str | None = None, compare: bool = True) -> RunResult:
+    """Export ``model_path`` (a model.pt or NIR file) to Lava (into ``out_dir``, or a
+    temporary folder) and run ``samples`` test digits through it; the result has
+    ``accuracy``, ``pytorch_accuracy``, ``agreement`` and ``steps_per_s`` (see
+    RunResult.summary)."""
     if out_dir is not None:
         export_model(model_path, out_dir, dt=dt)
         return run_artifact(out_dir, samples, config, model_path=model_path, progress=progress,
-                            data=data, data_dir=data_dir)
+                            data=data, data_dir=data_dir, compare=compare)
     with tempfile.TemporaryDirectory(prefix="esl-lava-") as tmp:
         export_model(model_path, Path(tmp) / "lava", dt=dt)
         return run_artifact(Path(tmp) / "lava", samples, config, model_path=model_path,
-                            progress=progress, data=data, data_dir=data_dir)
+                            progress=progress, data=data, data_dir=data_dir, compare=compare)

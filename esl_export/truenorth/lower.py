@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from esl_export.graph import LIF, Affine, Graph, GraphError, Readout
+from esl_export.graph import LIF, Affine, Flatten, Graph, GraphError, Readout
 from esl_export.truenorth.ir import NO_FLOOR, RESET_LINEAR, RESET_ZERO, CoreIR, Geometry, IRError
 
 QUANTUM = 0  # default Q/L, the units one partial-sum spike carries: 0 = per neuron (below)
@@ -284,12 +284,13 @@ def place_partial(layer: Layer, src: list[Any], slots: list[list[Any]], g: Geome
 
 def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit: float = 2.0,
                 drain: int = 64, mode: str = "auto", quantum: int = QUANTUM) -> CoreIR:
-    """Place a LIF MLP graph on cores (see the module docstring)."""
+    """Place a LIF MLP graph on cores (see the module docstring). A graph that ends in a
+    LIF layer (an snntorch network, say) has its output neurons' spikes counted directly."""
     g = geometry or Geometry.from_platform()
     if g.axon_types < 4 or not 0 <= quantum < (1 << (g.weight_bits - 1)):
         raise IRError(f"geometry {g}: needs 4 axon types and a partial quantum in 0..255 (0: per neuron), "
                       f"got {quantum}")
-    names = list(graph.nodes)
+    names = [n for n, v in graph.nodes.items() if not isinstance(v, Flatten)]  # a reshape of a chain
     inp = graph.nodes[names[0]]
     enc = inp.encoding  # type: ignore[union-attr]
     if enc.get("kind") != "rate":
@@ -302,8 +303,10 @@ def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit:
             raise GraphError(f"the TrueNorth target lowers LIF MLPs (Affine → LIF … → Readout); "
                              f"found {type(na).__name__} → {type(nb).__name__} at {a}")
         pairs.append((a, na, nb))
-    if len(names) != 1 + 2 * len(pairs) or not isinstance(pairs[-1][2], Readout):
-        raise GraphError("the TrueNorth target lowers LIF MLPs ending in a Readout")
+    if len(names) != 1 + 2 * len(pairs) or not pairs:
+        raise GraphError("the TrueNorth target lowers LIF MLPs ending in a Readout or a LIF layer")
+    if isinstance(pairs[-1][2], LIF):
+        drain = 0  # the output layer's own spikes are the counts: nothing to drain
     T = int(enc["T"])
     layers = [quantise(aff, nrn, readout_unit, g.weight_bits, quantum, g.axons) for _, aff, nrn in pairs]
     n_data = pairs[0][1].weight.shape[1]
