@@ -19,6 +19,7 @@ Every bad input ends with one line ``esl-energy: error: ...`` on stderr and exit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -54,8 +55,9 @@ def _model_parser() -> argparse.ArgumentParser:
     p.add_argument("--platforms", "--platform", dest="platforms", default=None,
                    help="comma-separated platform names, aliases or YAML paths (default: gpu,truenorth "
                    f"for models, {DEFAULT_IR_PLATFORMS} for IR folders)")
-    add_source(p, "IR folders: the model.pt or NIR file they were exported from, whose rate-coded draw is "
-                  "replayed (default: the path the IR's manifest records)")
+    add_source(p, "an export folder's model.pt or NIR file: an IR replays its rate-coded draw, a Lava or "
+                  "ONNX export is priced through it (default: the path the manifest records; the sha256 "
+                  "must match)")
     p.add_argument("--seed", type=int, default=0, help="seed of rate-coded input draws (default 0)")
     p.add_argument("--mode", default="connections",
                    help=f"comma-separated counting modes: {', '.join(MODES)} (default: connections)")
@@ -90,7 +92,7 @@ def _table1_parser() -> argparse.ArgumentParser:
 _progress = show_progress
 
 
-def _graph_path(path: str) -> tuple[str, bool]:
+def _graph_path(path: str, source: str | None = None) -> tuple[str, bool]:
     """Where the graph of a command-line entry is, and whether it is a placed IR (run and
     priced per core). A folder is dispatched on its manifest's back end."""
     from pathlib import Path
@@ -104,24 +106,25 @@ def _graph_path(path: str) -> tuple[str, bool]:
     if backend.energy == "graph":
         return path, False
     entry = read_manifest(p).get("source", {})
-    src = reopen(entry) if isinstance(entry, dict) else None
+    src = reopen(entry, source) if isinstance(entry, dict) else None
     if src is None:
         raise SourceError(f"{p}: a {backend.name} export is priced through its source, "
-                          f"{entry.get('path') if isinstance(entry, dict) else None!r}, which is not there")
+                          f"{entry.get('path') if isinstance(entry, dict) else None!r}, which is not there "
+                          f"(name it with --source)")
     print(f"{p}: priced through its source {src.path} (sha256 checked)", file=sys.stderr)
     return str(src.path), False
 
 
 def _run_models(argv: list[str]) -> int:
     args = _model_parser().parse_args(argv)
-    resolved = [_graph_path(m) for m in args.models]
+    if args.source is not None and (len(args.models) != 1 or not os.path.isdir(args.models[0])):
+        fail("--source names the source of one export folder")
+    resolved = [_graph_path(m, args.source) for m in args.models]
     placed = [ir for _, ir in resolved]
     if any(placed):
         if not all(placed):
             fail("give sources or TrueNorth IR folders, not both in one call")
         return _run_placed(args)
-    if args.source is not None:
-        fail("--source is for IR folders")
     platforms = load_platforms(args.platforms or "gpu,truenorth", args.targets_file)
     modes = parse_modes(args.mode)
     results = evaluate([p for p, _ in resolved], platforms, modes, args.data, data_dir=args.data_dir,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from esl_export.backends import backends, get, input_errors
-from esl_export.files import refuse_input
+from esl_export.backends import MANIFEST, backends, get, input_errors
+from esl_export.files import check_replaceable, refuse_input
 from esl_export.sources import SourceError, add_nir_options, load_source, nir_options
 from esl_train.cli_common import LineParser, run_command
 
@@ -50,9 +50,14 @@ def _export(argv: list[str] | None) -> int:
     backend = get(args.target)
     src_path = Path(args.source)
     out = Path(args.out) if args.out else default_out(src_path, backend.name)
-    if backend.file_suffix is None and out.suffix in (".nir", ".onnx"):
-        raise SourceError(f"-o {out}: the {backend.name} target writes a folder, not a {out.suffix} file")
+    suffixes = {b.file_suffix for b in backends().values()} - {None}
+    if out.suffix in suffixes and out.suffix != backend.file_suffix:
+        raise SourceError(f"-o {out}: the {backend.name} target writes a folder"
+                          f"{' or a ' + backend.file_suffix + ' file' if backend.file_suffix else ''}, "
+                          f"not a {out.suffix} file")
     refuse_input(out, src_path, SourceError)
+    if out.suffix != backend.file_suffix:  # a folder: refuse an unrelated one before any work
+        check_replaceable(out, MANIFEST, backend.formats[0], f"{backend.name} export", SourceError)
     source = load_source(src_path, nir_options(args))
     lines = backend.export(source, out, args)
     for note in source.notes:

@@ -4,6 +4,7 @@ a good one was, the checksums its manifest records, and the JSON it holds."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -30,18 +31,45 @@ def refuse_input(out: Path, source: Path, error: type[Exception]) -> None:
         raise error(f"{out}: would overwrite the input {source}; choose another output")
 
 
-@contextmanager
-def export_folder(out_dir: str | Path, manifest: str, what: str,
-                  error: type[Exception]) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``out_dir``; when the block ends without
-    an exception, sync its files and swap it into place (replacing an earlier export,
-    recognised by its ``manifest`` file). Any other existing folder is refused with
-    ``error``, so an export never overwrites something it did not write."""
-    out = Path(out_dir)
+def _not_ours(out: Path, manifest: str, fmt: str, what: str) -> str | None:
+    """Why the existing folder ``out`` is not an earlier export of this kind (None if it is):
+    its manifest must carry ``fmt`` and the folder hold nothing the manifest does not list."""
+    if not any(out.iterdir()):
+        return None
+    try:
+        data = json.loads((out / manifest).read_text())
+    except (OSError, ValueError):
+        return f"exists and is not an esl-snn {what}"
+    found = data.get("format") if isinstance(data, dict) else None
+    if found != fmt:
+        return f"holds {'a ' + repr(found) + ' export' if found else 'something else'}, not an esl-snn {what}"
+    files = data.get("files")
+    listed = {manifest, *(files if isinstance(files, dict) else {})}
+    extra = sorted(p.name for p in out.iterdir() if p.name not in listed)
+    if extra:
+        return f"holds files the earlier export did not write ({', '.join(extra[:3])})"
+    return None
+
+
+def check_replaceable(out: Path, manifest: str, fmt: str, what: str, error: type[Exception]) -> None:
+    """``error`` unless ``out`` is absent, empty, or an earlier export of this kind."""
     if out.exists() and not out.is_dir():
         raise error(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / manifest).is_file():
-        raise error(f"{out}: exists and is not an esl-snn {what}; refusing to overwrite it")
+    reason = _not_ours(out, manifest, fmt, what) if out.is_dir() else None
+    if reason:
+        raise error(f"{out}: {reason}; refusing to overwrite it")
+
+
+@contextmanager
+def export_folder(out_dir: str | Path, manifest: str, fmt: str, what: str,
+                  error: type[Exception]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``out_dir``; when the block ends without
+    an exception, sync its files and swap it into place, replacing an earlier export of
+    the same kind (its ``manifest`` says ``format: fmt`` and lists every file in it).
+    Any other existing folder is refused with ``error``, so an export never deletes
+    something it did not write."""
+    out = Path(out_dir)
+    check_replaceable(out, manifest, fmt, what, error)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:

@@ -654,7 +654,7 @@ class _Reader:
         if not self.ours and not any("v_reset = 0" in n for n in self.notes):
             self.notes.append("v_reset = 0 read as reset to zero; snntorch's exporter writes 0 for every "
                               "Leaky, also for its default reset_mechanism='subtract', so a network that "
-                              "subtracts will not agree")
+                              "subtracts will not agree: build it with reset_mechanism='zero'")
 
     def _lif(self, key: str, node: Any, meta: dict[str, Any], in_shape: tuple[int, ...]) -> LIF:
         tau_m, r = _array(node, "tau", key), _array(node, "r", key)

@@ -81,7 +81,8 @@ class RunReport:
             lines.append(f"{self.reference}: accuracy {100 * ref_acc:.2f}%; {self.short} agrees with "
                          f"{self.reference} on {100 * agree:.2f}% of the digits")
         else:
-            lines.append("not compared (source not available)")
+            lines.append("not compared (the source is not at the path the export records, or --no-compare; "
+                         "name it with --source)")
         if (self.predictions < 0).any():
             lines.append(f"no output spike in the window for {int((self.predictions < 0).sum())} digit(s)")
         return "\n".join(lines + self.detail_lines())
@@ -153,9 +154,18 @@ def reference_run(source: Source, x: np.ndarray, seed: int = 0) -> Reference:
         torch.manual_seed(seed)  # the rate draw repeats from run to run
         preds, seq = pytorch_side(source.model.eval(), x)
         return Reference("PyTorch", preds, seq)
-    graph = source.graph
+    return graph_run(source.graph, x, seed)
+
+
+def graph_run(graph: Graph, x: np.ndarray, seed: int = 0) -> Reference:
+    """Predictions of the graph itself: the numpy reference executor for LIF graphs (rate
+    draws seeded), the discrete-time reference (``single_spike_dt``, the network a Lava
+    export computes) for the single-spike network, whose z-domain neuron has no steps."""
     if any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
-        return Reference(None, None, None)  # the z-domain neuron has no step-wise executor
+        from esl_export import single_spike_dt as sdt
+
+        net = sdt.network(graph)
+        return Reference("the discrete-time reference", sdt.run(net, net.input_steps(x)).predict(), None)
     from esl_export.reference import encode, run
 
     seq = encode(graph, x, np.random.default_rng(seed))

@@ -64,8 +64,9 @@ def kind_of(path: Path) -> str:
     """``model``, ``nir`` or ``folder`` by the file's first bytes (SourceError if none)."""
     if path.is_dir():
         return "folder"
+    named_nir = path.suffix.lower() == ".nir"
     if not path.exists():
-        raise SourceError(f"{path}: no such model file")
+        raise SourceError(f"{path}: no such {'NIR' if named_nir else 'model'} file")
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -73,6 +74,8 @@ def kind_of(path: Path) -> str:
         raise SourceError(f"{path}: cannot read it ({exc.strerror})") from None
     if head.startswith(_HDF5):
         return "nir"
+    if named_nir:
+        raise SourceError(f"{path}: not a readable NIR file (not an HDF5 file)")
     return "model"  # model.pt or anything else: the checkpoint loader names what is wrong
 
 

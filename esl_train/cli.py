@@ -54,11 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="folder or file of the dataset")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split")
     p.add_argument("--frames", type=int, default=10, help="time bins for DVS data")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, masks and batches")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
     g = p.add_argument_group("architecture")
     g.add_argument("--hidden", type=_ints, default=None, help="MLP hidden sizes, e.g. 800 or 400,400")
-    g.add_argument("--T", type=int, default=None, help="time steps (LIF models)")
+    g.add_argument("--T", "--steps", dest="T", type=int, default=None, help="time steps (LIF models)")
     g.add_argument("--width", type=float, default=None, help="channel multiplier (conv models)")
     g.add_argument("--encoding", default=None, help="input encoding (mlp-lif: direct or rate)")
     g.add_argument("--arch", type=_kv, action="append", default=[], metavar="KEY=VALUE",

@@ -107,6 +107,24 @@ def test_esl_energy_dispatches_folders_on_their_manifest(model: Path,
     assert placed["cores"] > 0 and placed["SOPs/sample"] > 0
 
 
+def test_esl_energy_follows_a_moved_source_given_with_source(model: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    moved = tmp_path / "model.pt"
+    shutil.copy(model, moved)
+    assert cli.main([str(moved), "--target", "lava"]) == 0
+    kept = tmp_path / "elsewhere.pt"
+    moved.rename(kept)
+    capsys.readouterr()
+    assert energy_cli.main([str(tmp_path / "model-lava")]) == 2
+    assert "which is not there (name it with --source)" in capsys.readouterr().err
+    assert energy_cli.main([str(tmp_path / "model-lava"), "--source", str(kept), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["ops"] > 0
+    assert energy_cli.main([str(model), "--source", str(kept)]) == 2
+    assert "--source names the source of one export folder" in capsys.readouterr().err
+
+
 def test_bad_folders_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "esl-snn/unknown"}))
     for main, prog in ((run.main, "esl-run"), (energy_cli.main, "esl-energy")):

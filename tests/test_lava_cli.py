@@ -82,13 +82,22 @@ def test_export_errors_are_one_line(exported: tuple[Path, Path], tmp_path: Path,
     assert not list(tmp_path.glob(".*tmp")), "no temporary folder may be left behind"
 
 
-def test_export_replaces_an_earlier_export_atomically(exported: tuple[Path, Path], tmp_path: Path) -> None:
+def test_export_replaces_an_earlier_export_atomically(exported: tuple[Path, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     model, _ = exported
     out = tmp_path / "lava"
     assert cli.main([str(model), "--target", "lava", "-o", str(out)]) == 0
-    (out / "stale.npz").write_bytes(b"old")
-    assert cli.main([str(model), "--target", "lava", "-o", str(out)]) == 0
-    assert not (out / "stale.npz").exists() and (out / "manifest.json").is_file()
+    before = (out / "manifest.json").read_text()
+    assert cli.main([str(model), "--target", "lava", "-o", str(out)]) == 0  # an earlier Lava export
+    assert (out / "manifest.json").read_text() == before
+    (out / "notes.txt").write_text("mine")  # a file the export did not write: refused, kept
+    assert cli.main([str(model), "--target", "lava", "-o", str(out)]) == 2
+    assert "did not write (notes.txt)" in capsys.readouterr().err and (out / "notes.txt").is_file()
+    (out / "notes.txt").unlink()
+    for target in ("onnx", "nir", "truenorth"):  # an export of another kind is not replaced
+        assert cli.main([str(model), "--target", target, "-o", str(out)]) == 2
+        assert "not an esl-snn" in capsys.readouterr().err
+    assert (out / "manifest.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lava"]
 
 

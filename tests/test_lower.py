@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from spiking import spiking_model
 
 from esl_export.graph import Affine, Conv2d, Graph, GraphError, Input, Readout
 from esl_export.lower import lower
@@ -20,21 +21,8 @@ ARCHS = {
 
 
 def _spiking_model(arch: dict) -> torch.nn.Module:
-    """A model whose layers all spike: larger weights, BatchNorm statistics set."""
-    torch.manual_seed(0)
-    model = build_model(arch)
-    with torch.no_grad():
-        for w in model.connection_weights().values():
-            w.mul_(3.0)
-            mask = torch.rand_like(w) < 0.6  # a sparse model
-            w.mul_(mask)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(1.0, 2.5)
-                m.bias.uniform_(-0.1, 0.4)
-    return model.eval()
+    """A model whose layers all spike (masked weights are zero in it)."""
+    return spiking_model(arch)[0]
 
 
 @pytest.mark.parametrize("name", sorted(ARCHS))

@@ -195,6 +195,12 @@ def test_a_bare_nir_file_is_replaced_only_when_it_is_ours(folder: Path, tmp_path
     assert "refusing to overwrite" in capsys.readouterr().err and notes.read_text() == "my notes"
     assert cli.main([str(path), "--target", "lava", "-o", str(tmp_path / "x.nir")]) == 2
     assert "writes a folder" in capsys.readouterr().err
+    assert cli.main([str(path), "--target", "nir", "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "not a .onnx file" in capsys.readouterr().err
+    assert cli.main([str(notes), "--target", "lava"]) == 2
+    assert "not a readable NIR file (not an HDF5 file)" in capsys.readouterr().err
+    assert cli.main([str(tmp_path / "gone.nir"), "--target", "lava"]) == 2
+    assert "no such NIR file" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.nir", "notes.nir"]
 
 
@@ -290,3 +296,27 @@ def read_nir_graph(ng: nir.NIRGraph) -> Graph:
     from esl_export.nir_graph import from_nir
 
     return from_nir(ng)[0]
+
+
+def test_a_single_spike_nir_folder_runs_its_discrete_time_reference(folder: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, path, _ = _case("mlp-single-spike", folder)
+    assert cli.main([str(path), "--target", "nir", "-o", str(folder / "ss-nir")]) == 0
+    capsys.readouterr()
+    assert run.main([str(folder / "ss-nir"), "--samples", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("NIR graph (discrete-time reference): accuracy") and "PyTorch: accuracy" in printed
+
+
+def test_a_single_spike_nir_file_exports_the_same_lava_network(folder: Path) -> None:
+    """The fire-once neuron survives NIR through metadata: the Lava export made from the
+    NIR file is the one made from model.pt, array for array (its Lava run is then the same;
+    the demo runs both)."""
+    _, _, path, nir_path = _case("mlp-single-spike", folder)
+    assert cli.main([str(path), "--target", "lava", "-o", str(folder / "ss-pt-lava")]) == 0
+    assert cli.main([str(nir_path), "--target", "lava", "-o", str(folder / "ss-nir-lava")]) == 0
+    a, b = artifact.read(folder / "ss-pt-lava"), artifact.read(folder / "ss-nir-lava")
+    assert a.kind == b.kind == "single-spike" and a.time == b.time and a.input == b.input
+    for sa, sb in zip(a.stages, b.stages, strict=True):
+        assert sa.neuron == sb.neuron and sa.neuron["type"] == "fire-once"
+        assert (sa.csr() != sb.csr()).nnz == 0

@@ -45,7 +45,7 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
     if out.suffix == ".nir":
         write_file(out, lambda tmp: write_nir(graph, tmp, dt), _is_our_nir, "NIR file", NIRError)
         return [f"wrote {out}: NIR graph of {source.label} ({what}), one step = {dt:g} s"]
-    with export_folder(out, MANIFEST, "NIR export", NIRError) as tmp:
+    with export_folder(out, MANIFEST, NIR_FOLDER_FORMAT, "NIR export", NIRError) as tmp:
         write_nir(graph, tmp / NIR_FILE, dt)
         manifest = {"format": NIR_FOLDER_FORMAT, "version": VERSION, "backend": "nir", "file": NIR_FILE,
                     "dt": dt, "source": source.manifest_entry(),
@@ -61,7 +61,7 @@ def _run(folder: Path, req: RunRequest) -> RunReport:
     from esl_export.graph import SingleSpikeIF
     from esl_export.nir_graph import read_nir
     from esl_export.reference import run
-    from esl_export.runs import decode, encoded_input, prepare
+    from esl_export.runs import decode, encoded_input, graph_run, prepare
 
     manifest = read_manifest(folder)
     path = folder / NIR_FILE
@@ -69,16 +69,18 @@ def _run(folder: Path, req: RunRequest) -> RunReport:
     if not path.is_file() or want is None or sha256_file(path) != want:
         raise RunError(f"{path}: missing, or changed since export (sha256 differs from the manifest)")
     graph, _ = read_nir(path)
-    if any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
-        raise RunError(f"{folder}: the reference executor runs step-based (LIF) graphs; run the "
-                       f"single-spike network through --target lava")
     x, y, _, ref = prepare(manifest.get("source", {}), req, math.prod(graph.nodes[graph.input].output_shape))
-    seq = encoded_input(graph, x, ref, req.seed)
-    preds = [decode(graph, run(graph, seq[:, i:i + 100])) for i in range(0, len(x), 100)]
-    return RunReport("NIR graph (reference executor)", "the NIR graph", req.samples, np.concatenate(preds),
-                     y, None if ref is None else ref.name, None if ref is None else ref.predictions)
+    if any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
+        title, preds = "NIR graph (discrete-time reference)", graph_run(graph, x).predictions
+    else:
+        seq = encoded_input(graph, x, ref, req.seed)
+        title = "NIR graph (reference executor)"
+        preds = np.concatenate([decode(graph, run(graph, seq[:, i:i + 100])) for i in range(0, len(x), 100)])
+    assert preds is not None
+    return RunReport(title, "the NIR graph", req.samples, preds, y,
+                     None if ref is None else ref.name, None if ref is None else ref.predictions)
 
 
-BACKEND = Backend("nir", "a NIR graph file (-o NAME.nir for the bare file) that snntorch, Norse, Sinabs "
-                  "and other NIR readers load", (NIR_FOLDER_FORMAT,), _export, _run,
+BACKEND = Backend("nir", "a NIR graph file (-o NAME.nir for the bare file); LIF networks load in "
+                  "snntorch, Norse, Sinabs and other NIR readers", (NIR_FOLDER_FORMAT,), _export, _run,
                   file_suffix=".nir", energy="graph")

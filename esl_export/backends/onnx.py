@@ -53,7 +53,7 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
     if out.suffix == ".onnx":
         write_file(out, lambda tmp: onnx.save(model, str(tmp)), _is_our_onnx, "ONNX file", ValueError)
         return [f"wrote {out}: {line}"]
-    with export_folder(out, MANIFEST, "ONNX export", ValueError) as tmp:
+    with export_folder(out, MANIFEST, FORMAT, "ONNX export", ValueError) as tmp:
         onnx.save(model, str(tmp / ONNX_FILE))
         manifest = {
             "format": FORMAT, "version": VERSION, "backend": "onnx", "file": ONNX_FILE, "opset": OPSET,

@@ -41,13 +41,20 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
     return [f"wrote {out}: TrueNorth core IR, validated", *summary_lines(ir)]
 
 
+def _run_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--platforms", "--platform", dest="platforms", default="truenorth-merolla2014",
+                       help="comma-separated hw_targets platforms to price the run on (default %(default)s)")
+
+
 def _run(folder: Path, req: RunRequest) -> RunReport:
     from esl_export.truenorth.runner import run_export
 
+    platforms = [p.strip() for p in str(req.options.get("platforms", "truenorth-merolla2014")).split(",")]
     return run_export(folder, req.samples, model_path=req.source, offset=req.offset, data=req.data,
-                      data_dir=req.data_dir, seed=req.seed, compare=req.compare)
+                      data_dir=req.data_dir, seed=req.seed, compare=req.compare,
+                      platforms=[p for p in platforms if p])
 
 
 BACKEND = Backend("truenorth", "TrueNorth-style core IR (cores, crossbars, axon types; validated), run by "
                   "a tick-accurate simulator", ("esl-snn-truenorth-ir",), _export, _run, _options,
-                  energy="placed")
+                  _run_options, energy="placed")

@@ -264,7 +264,7 @@ def _stage_entry(k: int, stage: Stage, file: str, pipelined: bool) -> dict[str, 
 def write(art: Artifact, out_dir: str | Path) -> Path:
     """Write the artifact into a temporary folder beside ``out_dir`` and rename it into
     place, so a crash never leaves a half-written export where a good one was."""
-    with export_folder(out_dir, MANIFEST, "Lava export", ArtifactError) as tmp:
+    with export_folder(out_dir, MANIFEST, FORMAT, "Lava export", ArtifactError) as tmp:
         entries, files = [], {}
         for k, stage in enumerate(art.stages):
             fname = f"stage_{k:02d}.npz"

@@ -131,7 +131,7 @@ class CoreIR:
 
 def write(ir: CoreIR, out_dir: str | Path) -> Path:
     """Write into a temporary folder beside ``out_dir`` and rename it into place."""
-    with export_folder(out_dir, MANIFEST, "TrueNorth export", IRError) as tmp:
+    with export_folder(out_dir, MANIFEST, FORMAT, "TrueNorth export", IRError) as tmp:
         with open(tmp / ARRAYS, "wb") as f:
             np.savez_compressed(
                 f, crossbar=np.packbits(ir.crossbar, axis=2), axon_type=ir.axon_type.astype(np.int8),

@@ -9,6 +9,7 @@ the IR draws its own spikes (seeded).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,19 +60,24 @@ def summary_lines(ir: CoreIR) -> list[str]:
 @dataclass
 class IRRun(RunReport):
     sim: SimResult
-    energy: IREnergy
+    energies: list[IREnergy]  # one per platform priced
+
+    @property
+    def energy(self) -> IREnergy:
+        return self.energies[0]
 
     def detail_lines(self) -> list[str]:
         return [f"SOPs: {self.sim.sops.sum() / self.samples:,.0f} per digit over "
                 f"{self.sim.ticks} ticks; busiest core {self.sim.sops.max() / self.samples:,.0f}",
-                f"energy per digit, {self.energy.summary()}",
+                *(f"energy per digit, {e.summary()}" for e in self.energies),
                 f"speed: {self.sim.ticks_per_s:,.0f} network ticks/s ({self.sim.seconds:.2f} s)"]
 
 
 def run_export(export: str | Path | CoreIR, samples: int = 200, *, model_path: str | Path | None = None,
                offset: int = 0, data: str | None = None, data_dir: str | None = None, seed: int = 0,
-               compare: bool = True) -> IRRun:
-    """Stream test digits through the IR; compare with the source when it is at hand."""
+               compare: bool = True, platforms: Sequence[str] = ("truenorth-merolla2014",)) -> IRRun:
+    """Stream test digits through the IR, priced on ``platforms``; compare with the source
+    when it is at hand."""
     ir = export if isinstance(export, CoreIR) else ir_mod.read(export)
     n_data = int(ir.meta["inputs"]["n_data"])
     T = int(ir.meta["timing"]["T"])
@@ -85,14 +91,4 @@ def run_export(export: str | Path | CoreIR, samples: int = 200, *, model_path: s
     sim = simulate(ir, seq)
     return IRRun("IR simulator", "the IR", samples, sim.predictions(), y,
                  None if ref is None else ref.name, None if ref is None else ref.predictions,
-                 sim=sim, energy=price_run(ir, sim))
-
-
-def is_export(path: str | Path) -> bool:
-    """Whether ``path`` is a folder holding a TrueNorth IR manifest."""
-    import json
-
-    try:
-        return json.loads((Path(path) / ir_mod.MANIFEST).read_text()).get("format") == ir_mod.FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+                 sim=sim, energies=[price_run(ir, sim, p) for p in platforms])
