@@ -89,13 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((path, ckpt.arch.get("name"), synapses, file.stat().st_size, lower_ms, write_ms,
                          read_ms, snn_ms, exact))
     print(f"NIR round trip, median of {args.repeats} after a warm-up (ms)")
-    head = (f"{'model':<34} {'arch':<17} {'synapses':>9} {'file KiB':>9} {'lower':>7} {'export':>7} "
+    w = max(len(r[0]) for r in rows)
+    head = (f"{'model':<{w}} {'arch':<17} {'synapses':>9} {'file KiB':>9} {'lower':>7} {'export':>7} "
             f"{'reimport':>8} {'snntorch':>8} {'ours/snn':>8}  exact")
     print(head)
     for path, arch, syn, size, low, wr, rd, sn, exact in rows:
         ratio = f"{rd / sn:8.2f}" if sn else f"{'-':>8}"
         snt = f"{sn:8.1f}" if sn else f"{'-':>8}"
-        print(f"{path:<34} {arch:<17} {syn:>9,} {size / 1024:>9.0f} {low:>7.1f} {wr:>7.1f} {rd:>8.1f} "
+        print(f"{path:<{w}} {arch:<17} {syn:>9,} {size / 1024:>9.0f} {low:>7.1f} {wr:>7.1f} {rd:>8.1f} "
               f"{snt} {ratio}  {'yes' if exact else 'NO'}")
     return 0 if all(r[-1] for r in rows) else 1
 
