@@ -298,14 +298,15 @@ def read_nir_graph(ng: nir.NIRGraph) -> Graph:
     return from_nir(ng)[0]
 
 
-def test_a_single_spike_nir_folder_runs_its_discrete_time_reference(folder: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_single_spike_nir_folder_runs_its_discrete_time_reference(
+        folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, _, path, _ = _case("mlp-single-spike", folder)
     assert cli.main([str(path), "--target", "nir", "-o", str(folder / "ss-nir")]) == 0
     capsys.readouterr()
     assert run.main([str(folder / "ss-nir"), "--samples", "10"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("NIR graph (discrete-time reference): accuracy") and "PyTorch: accuracy" in printed
+    assert printed.startswith("NIR graph (discrete-time reference): accuracy")
+    assert "PyTorch: accuracy" in printed
 
 
 def test_a_single_spike_nir_file_exports_the_same_lava_network(folder: Path) -> None:
