@@ -3,10 +3,12 @@ a good one was, the checksums its manifest records, and the JSON it holds."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -51,6 +53,15 @@ def _not_ours(out: Path, manifest: str, fmt: str, what: str) -> str | None:
     return None
 
 
+def _clean_leftovers(out: Path) -> None:
+    """Remove the temporary folders an interrupted export of ``out`` left beside it (the
+    names ``export_folder`` gives them, nothing else)."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[A-Za-z0-9_]{{8}}\.(tmp|old)")
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        if leftover.is_dir() and not leftover.is_symlink() and pattern.fullmatch(leftover.name):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def check_replaceable(out: Path, manifest: str, fmt: str, what: str, error: type[Exception]) -> None:
     """``error`` unless ``out`` is absent, empty, or an earlier export of this kind."""
     if out.exists() and not out.is_dir():
@@ -71,6 +82,7 @@ def export_folder(out_dir: str | Path, manifest: str, fmt: str, what: str,
     out = Path(out_dir)
     check_replaceable(out, manifest, fmt, what, error)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         umask = os.umask(0)

@@ -28,6 +28,13 @@ def _shape(value: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
+def _finite(node: str, **arrays: np.ndarray | None) -> None:
+    """Weights and biases must be numbers: NaN or infinity would run as garbage."""
+    for name, arr in arrays.items():
+        if arr is not None and not np.isfinite(arr).all():
+            raise GraphError(f"{node}: {name} has NaN or infinite values")
+
+
 @dataclass(frozen=True)
 class Input:
     """Network input: ``shape`` per sample and the encoding that turns it into
@@ -54,6 +61,7 @@ class Affine:
             raise GraphError(f"Affine: weight {self.weight.shape}, mask {self.mask.shape}: 2-D and alike")
         if self.bias is not None and self.bias.shape != (self.weight.shape[0],):
             raise GraphError(f"Affine: bias {self.bias.shape} does not fit weight {self.weight.shape}")
+        _finite("Affine", weight=self.weight, bias=self.bias)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -89,6 +97,9 @@ class Conv2d:
             raise GraphError(f"Conv2d: weight {self.weight.shape} does not fit input {self.input_shape}")
         if min(self.output_shape) <= 0:
             raise GraphError(f"Conv2d: input {self.input_shape} is smaller than the kernel")
+        if self.bias is not None and self.bias.shape != (self.weight.shape[0],):
+            raise GraphError(f"Conv2d: bias {self.bias.shape} does not fit weight {self.weight.shape}")
+        _finite("Conv2d", weight=self.weight, bias=self.bias)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -181,7 +192,7 @@ class LIF(_Elementwise):
     reset: str = "zero"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.tau <= 1.0 or self.v_th <= 0 or self.reset != "zero":
+        if not 0.0 <= self.tau <= 1.0 or not 0 < self.v_th < float("inf") or self.reset != "zero":
             raise GraphError(f"LIF: tau {self.tau} in [0, 1], v_th {self.v_th} > 0, reset 'zero' expected")
 
 
@@ -192,6 +203,11 @@ class SingleSpikeIF(_Elementwise):
 
     threshold: float = 1.0
     tau_syn: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.threshold < float("inf") and 0 < self.tau_syn < float("inf")):
+            raise GraphError(f"SingleSpikeIF: threshold {self.threshold} and tau_syn {self.tau_syn} must be "
+                             f"positive and finite")
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,9 @@ def validate(raw: Any, path: str | Path = "<memory>") -> Checkpoint:
     _check_tensor_dict(path, "masks", raw["masks"], torch.bool)
     _check_tensor_dict(path, "explored", raw["explored"], torch.bool)
     sd = raw["state_dict"]
+    for name, t in sd.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: '{name}' has NaN or infinite values")
     for name, mask in raw["masks"].items():
         if name not in sd:
             raise CheckpointError(f"{path}: mask for '{name}' but no such weight")

@@ -16,7 +16,7 @@ from esl_train.data import DATASETS, DataError, Splits, load_data
 from esl_train.esl import GROW_RULES, PRUNE_RULES, ESLConfig, esl_factory
 from esl_train.esl.pools import pool_size_for
 from esl_train.models import MODEL_NAMES, ArchError, build_model
-from esl_train.train import Interrupted, TrainConfig, run_paths, train
+from esl_train.train import Interrupted, TrainConfig, check_outputs, run_paths, train
 from hw_targets import TargetError
 
 MLPS = ("mlp-single-spike", "mlp-lif")
@@ -174,12 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"esl-train: error: {one_line(exc)}", file=sys.stderr)
         return 2
     try:
+        check_outputs(args.out)  # before the data is read or anything is trained
         data = load_data(args.data, args.data_dir, frames=args.frames, limit=args.limit)
         arch = arch_from_args(args, data)
         recipe = type(build_model(arch)).default_hparams
         cfg = config_from_args(args, recipe)
-        if run_paths(cfg.out)["resume"].resolve() == run_paths(cfg.out)["model"].resolve():
-            raise ValueError("--out must name a file such as model.pt")
         print(f"{args.model} on {data.name}: train {len(data.train.y)}, val {len(data.val.y)}, "
               f"test {len(data.test.y)}; {cfg.epochs} epochs, batch {cfg.batch_size}, "
               f"seed {cfg.seed}, torch threads {torch.get_num_threads()}")

@@ -31,6 +31,7 @@ from esl_train.checkpoint import (
     Checkpoint,
     CheckpointError,
     atomic_save,
+    load_checkpoint,
     make_checkpoint,
     safe_torch_load,
     save_checkpoint,
@@ -90,6 +91,49 @@ def run_paths(out: str | Path) -> dict[str, Path]:
         "csv": stem.with_name(stem.name + ".log.csv"),
         "json": stem.with_name(stem.name + ".log.json"),
     }
+
+
+def _ours(kind: str, path: Path) -> bool:
+    """Whether an existing ``path`` is a file of this kind that esl-train wrote."""
+    try:
+        if kind == "model":
+            load_checkpoint(path)
+            return True
+        if kind == "resume":
+            saved = safe_torch_load(path, "resume file")
+            return isinstance(saved, dict) and {"key", "state", "model"} <= set(saved)
+        text = path.read_text()
+        if kind == "json":
+            rows = json.loads(text)
+            return isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+        header = next(csv.reader([text.splitlines()[0]])) if text.strip() else []
+        return "epoch" in header
+    except (CheckpointError, OSError, UnicodeDecodeError, ValueError, IndexError):
+        return False
+
+
+def check_outputs(out: str | Path) -> None:
+    """ValueError unless every file a run writes (model, resume file, logs) is absent or
+    one esl-train wrote, and its folder can be written: checked before training, so a
+    user's file is never replaced and a bad --out never costs a training run."""
+    paths = run_paths(out)
+    if paths["model"].is_dir():
+        raise ValueError(f"{paths['model']}: is a directory; --out names the model file to write "
+                         f"(e.g. {paths['model'] / 'model.pt'})")
+    if paths["resume"].resolve() == paths["model"].resolve():
+        raise ValueError("--out must name a file such as model.pt")
+    for kind, path in paths.items():
+        if path.is_dir() or (path.exists() and not _ours(kind, path)):
+            raise ValueError(f"{path}: exists and is not an esl-train {kind} file; refusing to overwrite "
+                             f"it (choose another --out)")
+    folder = paths["model"].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{paths['model'].name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{folder}: cannot write the model there ({exc.strerror or exc})") from None
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -192,7 +236,7 @@ def train(
     (tests use it to simulate a kill at an exact point).
     """
     paths = run_paths(cfg.out)
-    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+    check_outputs(cfg.out)
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(arch)
     opt = make_optimizer(cfg, model.parameters())

@@ -332,13 +332,22 @@ def read(path: str | Path) -> Artifact:
             raise ValueError("kind or stages")
         if not isinstance(files, dict) or not isinstance(time, dict) or not isinstance(source, dict):
             raise ValueError("files, time or source")
-        if int(time["steps_per_sample"]) < 1:
+        steps = time["steps_per_sample"]
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100_000:
             raise ValueError("steps_per_sample")
-        if kind == "single-spike":
-            float(time["dt"]), float(time["tau_syn"])
-        if not isinstance(inp["encoding"], dict):
+        enc = inp["encoding"]
+        if not isinstance(enc, dict):
             raise ValueError("input encoding")
+        if kind == "single-spike":
+            dt, tau_syn = float(time["dt"]), float(time["tau_syn"])
+            if time.get("clock") != "shared" or not (0 < dt < float("inf") and 0 < tau_syn < float("inf")):
+                raise ValueError("time: clock, dt or tau_syn")
+        elif time.get("clock") != "pipelined" or enc.get("kind") not in ("direct", "rate", "frames") \
+                or enc.get("T") != steps:
+            raise ValueError("time: clock, or steps_per_sample against the input encoding's T")
         shape = [int(s) for s in inp["shape"]]
+        if not 1 <= len(shape) <= 4 or min(shape) < 1 or int(np.prod(shape, dtype=np.float64)) > 1 << 28:
+            raise ValueError("input shape")
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(mpath, f"malformed manifest (field {exc})") from None
     stages = []
@@ -351,17 +360,17 @@ def read(path: str | Path) -> Artifact:
                 raise _fail(path, f"stage {k}: file {fname!r} is missing")
             if sha256_file(fpath) != files.get(fname):
                 raise _fail(fpath, "checksum does not match the manifest (corrupted or edited)")
-            with np.load(fpath, allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-            if "dense" in arrays:
-                weight: sparse.csr_matrix | np.ndarray = np.asarray(arrays["dense"], np.float64)
-            else:
-                weight = sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
-                                           shape=tuple(int(s) for s in arrays["shape"]))
+            arrays = _load_arrays(fpath)
+            weight = _weight(fpath, arrays)
             bias = arrays.get("bias")
+            if bias is not None and (bias.ndim != 1 or not np.issubdtype(bias.dtype, np.floating)
+                                     or not np.isfinite(bias).all()):
+                raise _fail(fpath, "bias is not a finite 1-D float array")
             out_shape = tuple(int(s) for s in entry["shape"])
+            if not isinstance(entry["graded_input"], bool) or not isinstance(entry["neuron"], dict):
+                raise ValueError("graded_input or neuron")
             stage = Stage(str(entry["name"]), weight, bias, dict(entry["neuron"]),
-                          bool(entry["graded_input"]), out_shape, str(entry.get("layer", "")))
+                          entry["graded_input"], out_shape, str(entry.get("layer", "")))
         except ArtifactError:
             raise
         except (KeyError, TypeError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -375,6 +384,45 @@ def read(path: str | Path) -> Artifact:
         n_prev = stage.n_out
         stages.append(stage)
     return Artifact(kind, stages, inp, time, source, manifest)
+
+
+#: the most memory a stage file's arrays may take once loaded
+MAX_STAGE_BYTES = 4 << 30
+
+
+def _load_arrays(fpath: Path) -> dict[str, np.ndarray]:
+    """A stage file's arrays, refused before loading if they would not fit in memory."""
+    with zipfile.ZipFile(fpath) as archive:
+        size = sum(info.file_size for info in archive.infolist())
+    if size > MAX_STAGE_BYTES:
+        raise _fail(fpath, f"its arrays would take {size / 2**30:.1f} GiB; refusing to load them")
+    with np.load(fpath, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def _weight(fpath: Path, arrays: dict[str, np.ndarray]) -> sparse.csr_matrix | np.ndarray:
+    """The stage's matrix, its structure checked before scipy or Lava index with it."""
+    if "dense" in arrays:
+        dense = arrays["dense"]
+        if dense.ndim != 2 or not np.issubdtype(dense.dtype, np.floating) or not np.isfinite(dense).all():
+            raise _fail(fpath, "dense weight is not a finite 2-D float array")
+        return np.asarray(dense, np.float64)
+    data, indices, indptr, shape = (arrays[k] for k in ("data", "indices", "indptr", "shape"))
+    if shape.shape != (2,) or not np.issubdtype(shape.dtype, np.integer) or (shape < 0).any() \
+            or (shape > 1 << 31).any():
+        raise _fail(fpath, f"CSR shape {shape.tolist()} is not two sizes")
+    n_out, n_in = (int(s) for s in shape)
+    for name, arr in (("indices", indices), ("indptr", indptr)):
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise _fail(fpath, f"CSR {name} is not a 1-D integer array")
+    if data.ndim != 1 or not np.issubdtype(data.dtype, np.floating) or not np.isfinite(data).all():
+        raise _fail(fpath, "CSR data is not a finite 1-D float array")
+    if len(indptr) != n_out + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any() \
+            or indptr[-1] != len(indices) or len(indices) != len(data):
+        raise _fail(fpath, "CSR row pointers do not fit the data (not 0 .. nnz, non-decreasing, one per row)")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_in):
+        raise _fail(fpath, f"CSR column indices outside 0..{n_in - 1}")
+    return sparse.csr_matrix((data.astype(np.float64), indices, indptr), shape=(n_out, n_in))
 
 
 _NEURON_FIELDS = {"lif": ("du", "dv", "vth"), "fire-once": ("du", "vth"), "readout": ()}
@@ -392,3 +440,5 @@ def _check_neuron(path: Path, k: int, neuron: dict[str, Any], kind: str, last: b
         value = neuron.get(name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise _fail(path, f"stage {k}: neuron parameter {name} = {value!r} is not a number")
+        if (name == "vth" and value <= 0) or (name in ("du", "dv") and not 0 <= value <= 1):
+            raise _fail(path, f"stage {k}: neuron parameter {name} = {value!r} is out of range")

@@ -34,6 +34,8 @@ none: an unused neuron). Tick semantics are in ``simulate.py``.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,14 @@ class Geometry:
     weight_bits: int = 9
     max_delay: int = 15
     platform: str = "truenorth-merolla2014"
+
+    def __post_init__(self) -> None:
+        bounds = {"axons": (1, 4096), "neurons": (1, 4096), "axon_types": (1, 16), "weight_bits": (2, 16),
+                  "max_delay": (1, 64)}
+        for name, (lo, hi) in bounds.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise IRError(f"core geometry: {name} = {value!r}, expected an integer in {lo}..{hi}")
 
     @property
     def weight_range(self) -> tuple[int, int]:
@@ -152,6 +162,33 @@ def write(ir: CoreIR, out_dir: str | Path) -> Path:
     return Path(out_dir)
 
 
+def _count(value: object, hi: int = 1 << 24) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
+        raise IRError(f"count {value!r} is not an integer in 0..{hi}")
+    return value
+
+
+def _check_meta(path: Path, manifest: dict[str, Any], n_inputs: int) -> None:
+    """The manifest fields the runner and simulator use: types, ranges, consistency."""
+    try:
+        inputs, timing = manifest["inputs"], manifest["timing"]
+        n_data = _count(inputs["n_data"])
+        T, ticks = _count(timing["T"], 100_000), _count(timing["ticks_per_sample"], 1_000_000)
+        lines = inputs["bias_lines"]
+        if not isinstance(lines, list) or not 1 <= n_data <= n_inputs or not 1 <= T <= ticks:
+            raise IRError(f"inputs n_data {n_data} of {n_inputs} input lines, T {T}, {ticks} ticks per "
+                          f"sample do not fit together")
+        for line in lines:
+            index, start, length = (_count(line[k]) for k in ("index", "start", "ticks"))
+            if not n_data <= index < n_inputs or start + length > ticks:
+                raise IRError(f"bias line {index} ({start}+{length} ticks) outside the input lines or the "
+                              f"sample's {ticks} ticks")
+    except IRError as exc:
+        raise IRError(f"{path}: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise IRError(f"{path}: malformed manifest (field {exc})") from None
+
+
 _ARRAY_KEYS = ("crossbar", "axon_type", "weight", "threshold", "leak", "leak_reversal", "reset", "floor",
                "edges", "outputs", "inputs")
 
@@ -171,14 +208,29 @@ def read(path: str | Path) -> CoreIR:
         raise IRError(f"{p / MANIFEST}: version {manifest.get('version')!r}, this reader knows {VERSION}")
     try:
         geom = Geometry(**manifest["geometry"])
-        n_in, n_out = int(manifest["n_inputs"]), int(manifest["n_outputs"])
+        n_in, n_out = _count(manifest["n_inputs"]), _count(manifest["n_outputs"])
+        n_cores = _count(manifest["n_cores"])
+    except IRError as exc:
+        raise IRError(f"{p / MANIFEST}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise IRError(f"{p / MANIFEST}: bad geometry or sizes ({exc})") from None
+    _check_meta(p / MANIFEST, manifest, n_in)
     try:
+        with zipfile.ZipFile(p / ARRAYS) as archive:
+            size = sum(info.file_size for info in archive.infolist())
+        # the most a valid IR of this size holds: per axon its crossbar row, type and one input
+        # row; per neuron its weights, threshold, leak, floor, flags and one edge or output row
+        per_core = geom.axons * (-(-geom.neurons // 8) + 1 + 12) + geom.neurons * (2 * geom.axon_types + 36)
+        if size > n_cores * per_core + (1 << 20):
+            raise IRError(f"{p / ARRAYS}: {size:,} bytes of arrays for {n_cores} cores; refusing to load "
+                          f"them")
         with np.load(p / ARRAYS, allow_pickle=False) as z:
             arr = {k: np.asarray(z[k]) for k in _ARRAY_KEYS}
-    except (OSError, ValueError, KeyError) as exc:
-        raise IRError(f"{p / ARRAYS}: unreadable or incomplete ({exc})") from None
+    except IRError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        msg = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise IRError(f"{p / ARRAYS}: unreadable or incomplete ({msg})") from None
     packed = arr.pop("crossbar")
     if packed.ndim != 3 or packed.dtype != np.uint8:
         raise IRError(f"{p / ARRAYS}: crossbar must be uint8 [cores, axons, neurons/8]")

@@ -116,12 +116,17 @@ def complete_arch(
     return full
 
 
-def as_int(arch: dict[str, Any], key: str, minimum: int = 1) -> int:
+#: no size or step count read from a file may exceed this (it would be allocated)
+MAX_COUNT = 1 << 24
+
+
+def as_int(arch: dict[str, Any], key: str, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
     value = arch[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or int(value) != value:
         raise ValueError(f"{key} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{key} must be >= {minimum}, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{key} must be in {minimum}..{maximum}, got {value!r}")
     arch[key] = int(value)
     return arch[key]
 
@@ -138,7 +143,7 @@ def as_float(arch: dict[str, Any], key: str, positive: bool = False) -> float:
 
 def check_neuron_keys(arch: dict[str, Any]) -> None:
     """Validate the keys every LIF model shares: T, tau, v_th, tet_lambda, tet_phi."""
-    as_int(arch, "T")
+    as_int(arch, "T", maximum=100_000)
     tau = as_float(arch, "tau")
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must lie in [0, 1], got {tau}")

@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from esl_train.models.base import SNNModel
+from esl_train.models.lif import as_int
 
 _DEFAULT_ARCH: dict[str, Any] = {
     "name": "mlp-single-spike",
@@ -251,9 +252,10 @@ class SingleSpikeMLP(SNNModel):
         full = dict(_DEFAULT_ARCH)
         full.update(arch or {})
         full["name"] = self.name
-        sizes = [int(s) for s in full["sizes"]]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must list at least two positive widths, got {sizes}")
+        raw = full["sizes"]
+        if not isinstance(raw, list | tuple) or len(raw) < 2:
+            raise ValueError(f"sizes must list at least two widths, got {raw!r}")
+        sizes = [as_int({"sizes": s}, "sizes") for s in raw]
         full["sizes"] = sizes
         full["t_max"] = float(full["t_max"])
         full["levels"] = int(full["levels"])
