@@ -63,6 +63,10 @@ _CITED = ("status", "source", "derivation")
 _TOP_REQUIRED = ("name", "description", "kind", "connection_op", "energy")
 _TOP_OPTIONAL = ("aliases", "static_power", "chip_power", "tick", "core")
 _CORE_INTS = ("axons", "neurons", "axon_types", "weight_bits", "cores_per_chip", "max_delay")
+#: the largest value of each core field: beyond these no crossbar chip exists, and the
+#: placement would allocate per-core arrays of absurd size
+_CORE_MAX = {"axons": 4096, "neurons": 4096, "axon_types": 16, "weight_bits": 16, "cores_per_chip": 1 << 20,
+             "max_delay": 64}
 
 
 class TargetError(Exception):
@@ -105,8 +109,9 @@ class CoreGeometry:
 
     def __post_init__(self) -> None:
         for field in _CORE_INTS:
-            if not _positive_int(getattr(self, field)):
-                raise TargetError(f"core.{field}: must be a positive integer")
+            value = getattr(self, field)
+            if not _positive_int(value) or value > _CORE_MAX[field]:
+                raise TargetError(f"core.{field}: must be an integer in 1..{_CORE_MAX[field]}")
 
 
 @dataclass(frozen=True)
@@ -231,8 +236,9 @@ class _Reader:
         if "core" in top:
             node = self.mapping(top["core"], "core", (*_CORE_INTS, *_CITED))
             for key in _CORE_INTS:
-                if not _positive_int(node[key]):
-                    raise self.fail(f"core.{key}", f"must be a positive integer, got {node[key]!r}")
+                if not _positive_int(node[key]) or node[key] > _CORE_MAX[key]:
+                    raise self.fail(f"core.{key}", f"must be an integer in 1..{_CORE_MAX[key]}, got "
+                                                   f"{node[key]!r}")
             core = CoreGeometry(**{key: node[key] for key in _CORE_INTS})
             provenance["core"] = self.provenance(node, "core")
         return Platform(
