@@ -186,8 +186,12 @@ def _run_table1(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "table1":
-        return run_command(PROG, lambda: _run_table1(argv[1:]), (EnergyError, *input_errors()))
-    return run_command(PROG, lambda: _run_models(argv), (EnergyError, *input_errors()))
+        return run_command(PROG, lambda: _run_table1(argv[1:]), _errors)
+    return run_command(PROG, lambda: _run_models(argv), _errors)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    return (EnergyError, *input_errors())
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def _export(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(PROG, lambda: _export(argv), input_errors())
+    return run_command(PROG, lambda: _export(argv), input_errors)
 
 
 if __name__ == "__main__":

@@ -53,10 +53,14 @@ def _run(argv: list[str] | None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _failures() -> tuple[type[BaseException], ...]:
     from esl_export.lava.build import LavaRunError
 
-    return run_command(PROG, lambda: _run(argv), input_errors(), failures=(LavaRunError,),
+    return (LavaRunError,)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(PROG, lambda: _run(argv), input_errors, failures=_failures,
                        interrupted="interrupted (the simulator was stopped)")
 
 

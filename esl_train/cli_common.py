@@ -9,6 +9,7 @@ Exit status: 0 done, 2 bad input (the command line, a file, a platform table, da
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -44,20 +45,65 @@ def add_source(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--source", default=None, metavar="MODEL", help=what)
 
 
-def run_command(prog: str, body: Callable[[], int], errors: tuple[type[BaseException], ...] = (), *,
-                failures: tuple[type[BaseException], ...] = (),
+Errors = Callable[[], tuple[type[BaseException], ...]]
+
+
+def run_command(prog: str, body: Callable[[], int], errors: Errors = tuple, *, failures: Errors = tuple,
                 interrupted: str = "interrupted") -> int:
-    """Run ``body``; input errors (``errors`` and UsageError) print one line and give 2,
-    ``failures`` one line and 1, Ctrl-C ``interrupted`` and 130."""
-    bad_input: tuple[type[BaseException], ...] = (UsageError, *errors)
+    """Run ``body``; input errors (``errors()`` and UsageError) print one line and give 2,
+    ``failures()`` one line and 1, Ctrl-C ``interrupted`` and 130. The error classes are
+    asked for only when something was raised, so a command imports its heavy modules
+    inside ``body``, where a Ctrl-C is caught too."""
     try:
         return body()
-    except bad_input as exc:
-        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except failures as exc:
-        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print(f"{prog}: {interrupted}", file=sys.stderr)
-        return 130
+        return _interrupted(prog, interrupted)
+    except BaseException as exc:
+        try:
+            bad_input: tuple[type[BaseException], ...] = (UsageError, *errors())
+            failed = failures()
+        except KeyboardInterrupt:
+            return _interrupted(prog, interrupted)
+        if isinstance(exc, bad_input):
+            print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        if isinstance(exc, failed):
+            print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _interrupted(prog: str, message: str) -> int:
+    print(f"{prog}: {message}", file=sys.stderr)
+    return 130
+
+
+# ----------------------------------------------------------------------------- entry points
+# The console scripts start here: the command's module (torch, Lava, ...) is imported
+# under the same Ctrl-C handling as the command itself, so an interrupt during start-up
+# is one line and 130 too, not a traceback.
+
+
+def _launch(prog: str, module: str) -> int:
+    try:
+        main = importlib.import_module(module).main
+    except KeyboardInterrupt:
+        return _interrupted(prog, "interrupted")
+    code: int = main()
+    return code
+
+
+def esl_train() -> int:
+    return _launch("esl-train", "esl_train.cli")
+
+
+def esl_export() -> int:
+    return _launch("esl-export", "esl_export.cli")
+
+
+def esl_run() -> int:
+    return _launch("esl-run", "esl_export.run")
+
+
+def esl_energy() -> int:
+    return _launch("esl-energy", "esl_energy.cli")

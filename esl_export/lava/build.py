@@ -20,6 +20,9 @@ shift is compensated by half a unit in the bias.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +36,20 @@ from esl_export.lava.artifact import Artifact, ArtifactError, Stage
 from esl_export.lava.procs import allow_lava_start_method
 
 CONFIGS = ("floating_pt", "fixed_pt")
+
+# Ctrl-C in a terminal reaches the whole process group: Lava's processes would each raise
+# KeyboardInterrupt, print their tracebacks and leave the runtime half-stopped. The
+# processes Lava forks while a network runs ignore SIGINT instead; this process handles
+# it and stops them (``_force_stop``).
+_forking_for_lava = False
+
+
+def _child_ignores_sigint() -> None:
+    if _forking_for_lava:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+os.register_at_fork(after_in_child=_child_ignores_sigint)
 #: graded-spike payload of analog input in fixed_pt: round(x · 2**INPUT_BITS)
 INPUT_BITS = 7
 _VTH_MAX = (1 << 17) - 1
@@ -274,11 +291,14 @@ class LavaNetwork:
         """
         from lava.magma.core.run_conditions import RunSteps
 
+        global _forking_for_lava
         cfg = self.run_cfg()
         records: dict[str, list[np.ndarray]] = {name: [] for name in self.extractors}
         done, sim, compile_s = 0, 0.0, 0.0
         chunk = max(1, chunk_samples) * self.period
         self._healthy = True
+        _forking_for_lava = True
+        self._before = set(multiprocessing.active_children())  # ours to stop: what Lava starts now
         try:
             t0 = time.perf_counter()
             self._guarded(lambda: self.source.create_runtime(run_cfg=cfg))
@@ -308,10 +328,12 @@ class LavaNetwork:
                 layers = self.neurons if self.record else [last]
                 first = [np.asarray(self._guarded(p.first.get), np.float64) for p in layers]
         finally:
+            _forking_for_lava = False
             if self._healthy:
                 self.source.stop()
             else:
                 self._force_stop()
+            _stop_resource_tracker()
         return SimOutput(sums, first, {k: np.stack(v) if v else np.zeros((0,)) for k, v in records.items()},
                          done, sim, compile_s, self.fixed)
 
@@ -344,7 +366,7 @@ class LavaNetwork:
             dead_since = None
             while worker.is_alive():
                 worker.join(0.05)
-                dead = [a for a in self._actors() if a.exitcode is not None]
+                dead = [a for a in self._actors() if _exitcode(a) is not None]
                 if dead and worker.is_alive():
                     dead_since = dead_since or time.monotonic()
                     if time.monotonic() - dead_since > 2.0:  # give Lava a moment to report it
@@ -356,7 +378,7 @@ class LavaNetwork:
         if "error" in box:
             self._healthy = False
             err = box["error"]
-            dead = [a for a in self._actors() if a.exitcode is not None]
+            dead = [a for a in self._actors() if _exitcode(a) is not None]
             raise (LavaRunError(_describe(dead)) if dead else err) from err
         return box.get("value")
 
@@ -367,14 +389,16 @@ class LavaNetwork:
             return
         actors = self._actors()
         for actor in actors:
-            if actor.exitcode is None:
-                actor.terminate()
+            if _exitcode(actor) is None:
+                with contextlib.suppress(Exception):
+                    actor.terminate()
         deadline = time.monotonic() + 5.0
-        while any(a.exitcode is None for a in actors) and time.monotonic() < deadline:
+        while any(_exitcode(a) is None for a in actors) and time.monotonic() < deadline:
             time.sleep(0.05)
         for actor in actors:
-            if actor.exitcode is None:
-                actor.kill()
+            if _exitcode(actor) is None:
+                with contextlib.suppress(Exception):
+                    actor.kill()
         for actor in actors:
             with contextlib.suppress(Exception):
                 actor.join()
@@ -383,10 +407,37 @@ class LavaNetwork:
             infra._smm.shutdown()  # type: ignore[union-attr]
         with contextlib.suppress(Exception):
             runtime._watchdog_manager.stop()
+        # Lava's manager processes (shared memory, watchdog) too: none may outlive this one
+        for child in set(multiprocessing.active_children()) - getattr(self, "_before", set()):
+            with contextlib.suppress(Exception):
+                child.terminate()
+                child.join(2.0)
+                if child.exitcode is None:
+                    child.kill()
+                    child.join()
         runtime._is_started = runtime._is_running = False
         # no process may try to stop this runtime again when it is garbage collected
         for proc in [self.source, *self.conns, *self.neurons, *self.extractors.values()]:
             proc.runtime = None
+
+
+def _exitcode(actor: Any) -> int | None:
+    """An OS process's exit code, None while it runs; a process object Lava already closed
+    counts as exited (asking it would raise ValueError)."""
+    try:
+        code: int | None = actor.exitcode
+    except ValueError:
+        return 0
+    return code
+
+
+def _stop_resource_tracker() -> None:
+    """Stop (and reap) the resource tracker Lava's shared memory started: left running it
+    outlives this process as an orphan. It starts again when something needs it."""
+    from multiprocessing import resource_tracker
+
+    with contextlib.suppress(Exception):
+        resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
 
 class LavaRunError(RuntimeError):
@@ -401,5 +452,5 @@ def _describe(dead: list[Any]) -> str:
         if exc:
             err = exc[0] if isinstance(exc, tuple) else exc
             return f"a Lava process failed: {type(err).__name__}: {' '.join(str(err).split())[:200]}"
-    return f"a Lava process exited during the run (exit code {dead[0].exitcode})" if dead else \
+    return f"a Lava process exited during the run (exit code {_exitcode(dead[0])})" if dead else \
         "the Lava run failed"
