@@ -6,6 +6,7 @@ would, and runs the command a user would run on it."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -198,3 +199,21 @@ def test_leftover_temporary_export_folders_are_cleaned(model: Path, tmp_path: Pa
     other.mkdir()
     _lava_copy(model, tmp_path, "lava")
     assert not stale.exists() and other.exists()
+
+
+def test_ir_thresholds_and_leaks_must_fit_truenorth_bits(model: Path, tmp_path: Path) -> None:
+    from esl_export.truenorth import ir as ir_mod
+
+    out = tmp_path / "tn"
+    assert cli.main([str(model), "--target", "truenorth", "-o", str(out)]) == 0
+    ir = ir_mod.read(out)
+    assert int(ir.threshold.max()) <= ir_mod.THRESHOLD_MAX  # unused neurons included
+    good = dict(np.load(out / "cores.npz"))
+    for name, value, rule in (("threshold", ir_mod.THRESHOLD_MAX + 1, "[threshold]"),
+                              ("leak", -300, "[leak]")):
+        arrays = {k: v.copy() for k, v in good.items()}
+        arrays[name][0, 0] = value
+        with open(out / "cores.npz", "wb") as f:
+            np.savez_compressed(f, **arrays)
+        with pytest.raises(ir_mod.IRError, match=re.escape(rule)):
+            ir_mod.read(out)

@@ -45,10 +45,12 @@ import numpy as np
 from esl_export.files import export_folder, sha256_file
 
 FORMAT = "esl-snn-truenorth-ir"
-VERSION = 2  # 2: leak_reversal
+VERSION = 3  # 2: leak_reversal; 3: thresholds and leaks within TrueNorth's bit widths
 MANIFEST = "manifest.json"
 ARRAYS = "cores.npz"
 NO_FLOOR = -(1 << 30)
+#: TrueNorth's neuron threshold is 18 bits (Merolla et al. 2014; Cassidy et al. 2013)
+THRESHOLD_MAX = (1 << 18) - 1
 RESET_ZERO, RESET_LINEAR, RESET_NONE = 0, 1, 2
 
 

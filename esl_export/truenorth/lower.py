@@ -68,7 +68,15 @@ from typing import Any
 import numpy as np
 
 from esl_export.graph import LIF, Affine, Flatten, Graph, GraphError, Readout
-from esl_export.truenorth.ir import NO_FLOOR, RESET_LINEAR, RESET_ZERO, CoreIR, Geometry, IRError
+from esl_export.truenorth.ir import (
+    NO_FLOOR,
+    RESET_LINEAR,
+    RESET_ZERO,
+    THRESHOLD_MAX,
+    CoreIR,
+    Geometry,
+    IRError,
+)
 
 QUANTUM = 0  # default Q/L, the units one partial-sum spike carries: 0 = per neuron (below)
 # auto quantum: a partial-sum spike is worth 1/2 of the threshold where partial channels are
@@ -354,7 +362,7 @@ def _assemble(g: Geometry, layers: list[Layer], placed: list[list[Core]], modes:
     crossbar = np.zeros((C, A, N), bool)
     axon_type = np.zeros((C, A), np.int8)
     weight = np.zeros((C, N, g.axon_types), np.int16)
-    threshold = np.full((C, N), (1 << 20) - 1, np.int32)  # unused neurons never fire
+    threshold = np.full((C, N), THRESHOLD_MAX, np.int32)  # unused neurons: no input, never fire
     leak = np.zeros((C, N), np.int32)
     reversal = np.zeros((C, N), bool)
     reset = np.zeros((C, N), np.int8)

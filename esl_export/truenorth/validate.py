@@ -6,7 +6,9 @@ Rules (each error names the rule and, where there is one, the core):
   ``neurons`` neurons per core, ``axon_types`` weights per neuron.
 - ``axon-type``: each axon's type lies in ``0 .. axon_types-1``.
 - ``weight-range``: each weight fits ``weight_bits`` signed bits.
-- ``threshold``: threshold >= 1; ``reset``: mode 0, 1 or 2; ``floor`` <= 0.
+- ``threshold``: 1 <= threshold <= 2^18 − 1 (TrueNorth's 18-bit threshold); ``leak``:
+  within the signed weight bits (TrueNorth's 9-bit leak); ``reset``: mode 0, 1 or 2;
+  ``floor`` <= 0.
 - ``one-destination``: a neuron appears at most once among edges and outputs.
 - ``delay``: 1 <= delay <= ``max_delay``.
 - ``dangling``: an edge or input names a core/axon that does not exist, or an axon with
@@ -72,7 +74,11 @@ def validate(ir: CoreIR) -> None:
         c, n, k = bad[0]
         _fail("weight-range", f"core {c} neuron {n} type {k}: weight {ir.weight[c, n, k]} does not fit "
                               f"{g.weight_bits} signed bits ({lo}..{hi})")
-    for name, cond, want in (("threshold", ir.threshold < 1, ">= 1"),
+    from esl_export.truenorth.ir import THRESHOLD_MAX
+
+    for name, cond, want in (("threshold", (ir.threshold < 1) | (ir.threshold > THRESHOLD_MAX),
+                              f"in 1..{THRESHOLD_MAX}"),
+                             ("leak", (ir.leak < lo) | (ir.leak > hi), f"in {lo}..{hi}"),
                              ("reset", ~np.isin(ir.reset, (0, 1, 2)), "0, 1 or 2"),
                              ("floor", ir.floor > 0, "<= 0")):
         bad = np.argwhere(cond)
