@@ -241,6 +241,8 @@ def train(
     model = build_model(arch)
     opt = make_optimizer(cfg, model.parameters())
     sparsifier = sparsifier_factory(model, opt) if sparsifier_factory else None
+    if sparsifier is not None:
+        model.init_for_masks(sparsifier.masks)
     key = _config_key(cfg, model.arch)
     if sparsifier is not None:  # other ESL settings would not continue the same mask trajectory
         key["sparsifier"] = sparsifier.describe()

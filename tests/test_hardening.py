@@ -217,3 +217,13 @@ def test_ir_thresholds_and_leaks_must_fit_truenorth_bits(model: Path, tmp_path: 
             np.savez_compressed(f, **arrays)
         with pytest.raises(ir_mod.IRError, match=re.escape(rule)):
             ir_mod.read(out)
+
+
+def test_rate_coded_counts_repeat_with_the_seed(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same command on the same digits prints the same counts (the draw is seeded)."""
+    runs = []
+    for seed in ("0", "0", "1"):
+        assert energy_cli.main([str(model), "--mode", "measured", "--samples", "20", "--format", "json",
+                                "--no-progress", "--seed", seed]) == 0
+        runs.append(json.loads(capsys.readouterr().out)[0]["sops"])
+    assert runs[0] == runs[1] and runs[0] != runs[2]

@@ -34,7 +34,11 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
     stages = ", ".join(f"{s.connection} {s.n_in}->{s.n_out} ({s.nnz():,} synapses)" for s in art.stages)
     timing = (f"dt {art.time['dt']:.4g} tau_syn, {art.steps_per_sample} steps per digit"
               if art.kind == "single-spike" else f"T = {art.steps_per_sample} steps per digit")
-    return [f"wrote {out}: {source.label} as {len(art.stages)} Lava stages [{stages}], {timing}"]
+    masked = sum(node.synapses() for node in source.graph.connections().values())
+    deployed = sum(s.nnz() for s in art.stages if not s.neuron.get("counts"))
+    return [f"wrote {out}: {source.label} as {len(art.stages)} Lava stages [{stages}], {timing}",
+            f"synapses: {masked:,} active in the masks, {deployed:,} deployed (zero weights dropped; pooling "
+            f"and convolution counted per unrolled connection)"]
 
 
 def _run_options(group: argparse._ArgumentGroup) -> None:

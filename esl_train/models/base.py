@@ -41,6 +41,10 @@ class SNNModel(nn.Module):
         """The input encoding and number of time steps, as plain data."""
         raise NotImplementedError
 
+    def init_for_masks(self, masks: dict[str, torch.Tensor]) -> None:
+        """Re-initialise the weights for the connections a sparse mask keeps, where the
+        model's initialisation depends on fan-in (called once the masks are drawn)."""
+
     def connection_weights(self) -> dict[str, nn.Parameter]:
         """Synaptic weight tensors by state-dict name: every Linear and Conv2d weight,
         in forward order. Masks are kept per entry of this dict."""

@@ -275,6 +275,11 @@ class SingleSpikeMLP(SNNModel):
 
     # -- construction -------------------------------------------------------------------
 
+    def init_for_masks(self, masks: dict[str, torch.Tensor]) -> None:
+        # the weight sums must start near init_weight_sum for the kept inputs too, or under a
+        # sparse mask few hidden neurons can fire at all at the start of training
+        self.reset_parameters(masks)
+
     def reset_parameters(self, masks: dict[str, torch.Tensor] | None = None) -> None:
         """Draw the weights: per neuron, mean ``init_weight_sum / fan_in`` and standard
         deviation ``init_std / √fan_in``, so each neuron's weight sum starts near
