@@ -324,3 +324,26 @@ def test_esl_energy_prices_an_ir_run_per_core_and_refuses_what_it_cannot_price(
         assert energy_cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("esl-energy: error:") and words in err and "\n" not in err
+
+
+def test_the_readout_unit_is_calibrated_on_the_model_so_small_logits_still_spike(tmp_path: Path) -> None:
+    """A model with small logits (here: the readout scaled down 20×, like a briefly trained
+    one) gets no output spike on most digits with a fixed unit of 2; the unit calibrated on
+    its training digits gives every digit a count and follows PyTorch closely."""
+    from esl_export.truenorth.runner import run_export
+
+    model = build_model({"name": "mlp-lif", "sizes": [784, 64, 10], "T": 6, "encoding": "rate"})
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.fc[0].weight.mul_(4.0)
+        model.fc[1].weight.mul_(0.2)
+    path = tmp_path / "small.pt"
+    save_checkpoint(make_checkpoint(model, {}, meta={"dataset": "mnist-embedded"}), path)
+    runs = {}
+    for unit in ("2", "auto"):
+        assert cli.main([str(path), "--target", "truenorth", "-o", str(tmp_path / unit),
+                         "--readout-unit", unit, "--calibration-samples", "200"]) == 0
+        runs[unit] = run_export(tmp_path / unit, 100)
+    silent = {u: float((r.sim.counts.sum(axis=1) == 0).mean()) for u, r in runs.items()}
+    assert silent["2"] > 0.5 and silent["auto"] < 0.05, silent
+    assert runs["auto"].agreement is not None and runs["auto"].agreement > runs["2"].agreement

@@ -21,8 +21,14 @@ def _options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--placement", choices=("auto", "direct", "partial"), default="auto",
                        help="fan-in scheme per layer: whole fan-in in one core, partial sums, or the "
                             "one with fewer cores (default)")
-    group.add_argument("--readout-unit", type=float, default=2.0,
-                       help="logit units per readout spike (default %(default)g)")
+    group.add_argument("--readout-unit", default="auto", metavar="UNITS|auto",
+                       help="logit units per readout spike; auto (default): calibrated on the source's "
+                            "training digits so that the winning class's count fills the readout window")
+    group.add_argument("--calibration-samples", type=int, default=500,
+                       help="training digits the readout is calibrated on (default %(default)d)")
+    group.add_argument("--data-dir", default=None,
+                       help="folder of the source's dataset, for the calibration (not needed for the "
+                            "embedded digits)")
     group.add_argument("--quantum", type=int, default=0,
                        help="units of a neuron's ±1 weight that one partial-sum spike carries "
                             "(default 0: per neuron, about half its threshold)")
@@ -31,14 +37,51 @@ def _options(group: argparse._ArgumentGroup) -> None:
                             "(default %(default)d)")
 
 
+#: logit units per readout spike where nothing calibrates it
+FIXED_UNIT = 2.0
+
+
+def _readout_unit(source: Source, args: argparse.Namespace) -> tuple[float, str]:
+    """The readout unit the flags ask for, and how it was chosen."""
+    if args.readout_unit != "auto":
+        try:
+            unit = float(args.readout_unit)
+        except ValueError:
+            raise ValueError(f"--readout-unit must be a number or auto, got {args.readout_unit!r}") from None
+        if not 0 < unit < float("inf"):
+            raise ValueError("--readout-unit must be positive")
+        return unit, "given"
+    import math
+
+    from esl_export.graph import Readout
+
+    if not isinstance(source.graph.nodes[source.graph.output], Readout):
+        return FIXED_UNIT, "unused (the output layer's own spikes are counted)"
+    from esl_export.truenorth.calibrate import readout_unit
+    from esl_train.data import load_data
+
+    if not 1 <= args.calibration_samples <= 100_000:
+        raise ValueError("--calibration-samples must be in 1..100000")
+    dataset = source.info.get("dataset")
+    if not dataset:
+        return FIXED_UNIT, "the source records no dataset to calibrate on; give --readout-unit"
+    x = load_data(dataset, args.data_dir, limit=args.calibration_samples).train.x.numpy()
+    if math.prod(x.shape[1:]) != math.prod(source.graph.nodes[source.graph.input].output_shape):
+        raise ValueError(f"{dataset} samples do not fit the model's input; give --readout-unit")
+    unit = readout_unit(source.graph, x, args.drain)
+    return unit, f"calibrated on {len(x)} {dataset} training digits"
+
+
 def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
     from esl_export.truenorth.runner import export_graph, summary_lines
 
-    if not args.readout_unit > 0 or args.drain < 0 or args.quantum < 0:
-        raise ValueError("--readout-unit must be positive, --drain >= 0 and --quantum >= 0")
-    ir = export_graph(source, out, args.platform, readout_unit=args.readout_unit, drain=args.drain,
+    if args.drain < 0 or args.quantum < 0:
+        raise ValueError("--drain and --quantum must be >= 0")
+    unit, how = _readout_unit(source, args)
+    ir = export_graph(source, out, args.platform, readout_unit=unit, drain=args.drain,
                       mode=args.placement, quantum=args.quantum)
-    return [f"wrote {out}: TrueNorth core IR, validated", *summary_lines(ir)]
+    return [f"wrote {out}: TrueNorth core IR, validated; readout unit {unit:.4g} logit units per spike "
+            f"({how})", *summary_lines(ir)]
 
 
 def _run_options(group: argparse._ArgumentGroup) -> None:
