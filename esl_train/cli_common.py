@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -79,14 +80,20 @@ def _interrupted(prog: str, message: str) -> int:
 
 
 # ----------------------------------------------------------------------------- entry points
-# The console scripts start here: the command's module (torch, Lava, ...) is imported
-# under the same Ctrl-C handling as the command itself, so an interrupt during start-up
-# is one line and 130 too, not a traceback.
+# The console scripts start here. The command's module and torch are imported with SIGINT
+# held back: a KeyboardInterrupt raised inside torch's (pybind11) import aborts the whole
+# process ("terminate called after throwing ..."). A Ctrl-C that came meanwhile is
+# delivered right after, as one line and 130 like any other.
 
 
 def _launch(prog: str, module: str) -> int:
     try:
-        main = importlib.import_module(module).main
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            main = importlib.import_module(module).main
+            importlib.import_module("torch")
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     except KeyboardInterrupt:
         return _interrupted(prog, "interrupted")
     code: int = main()

@@ -40,16 +40,30 @@ CONFIGS = ("floating_pt", "fixed_pt")
 # Ctrl-C in a terminal reaches the whole process group: Lava's processes would each raise
 # KeyboardInterrupt, print their tracebacks and leave the runtime half-stopped. The
 # processes Lava forks while a network runs ignore SIGINT instead; this process handles
-# it and stops them (``_force_stop``).
+# it and stops them (``_force_stop``). SIGINT is blocked in the forking thread across the
+# fork, so a child cannot be interrupted before it has set SIGINT aside.
 _forking_for_lava = False
+_SIGINT = {signal.SIGINT}
+
+
+def _block_sigint() -> None:
+    if _forking_for_lava:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+
+
+def _unblock_sigint() -> None:
+    if _forking_for_lava:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
 
 
 def _child_ignores_sigint() -> None:
     if _forking_for_lava:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a SIGINT pending since the fork is dropped
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
 
 
-os.register_at_fork(after_in_child=_child_ignores_sigint)
+os.register_at_fork(before=_block_sigint, after_in_parent=_unblock_sigint,
+                    after_in_child=_child_ignores_sigint)
 #: graded-spike payload of analog input in fixed_pt: round(x · 2**INPUT_BITS)
 INPUT_BITS = 7
 _VTH_MAX = (1 << 17) - 1
@@ -300,6 +314,7 @@ class LavaNetwork:
         _forking_for_lava = True
         self._before = set(multiprocessing.active_children())  # ours to stop: what Lava starts now
         try:
+            _start_quiet_resource_tracker()
             t0 = time.perf_counter()
             self._guarded(lambda: self.source.create_runtime(run_cfg=cfg))
             compile_s = time.perf_counter() - t0
@@ -429,6 +444,25 @@ def _exitcode(actor: Any) -> int | None:
     except ValueError:
         return 0
     return code
+
+
+def _start_quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (Lava's shared memory uses it) with its
+    stderr on /dev/null: after a Ctrl-C it unlinks what a stopped run left, but would
+    also print a warning about it into the user's terminal."""
+    from multiprocessing import resource_tracker
+
+    tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
+    if getattr(tracker, "_fd", None) is not None:
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _stop_resource_tracker() -> None:
