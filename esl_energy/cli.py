@@ -25,7 +25,7 @@ from typing import NoReturn
 
 from esl_energy.counting import DIRECT_INPUT, MODES, EnergyError
 from esl_energy.placed import DEFAULT_IR_PLATFORMS
-from esl_energy.report import DEFAULT_DATA, FORMATS, evaluate, parse_modes, render
+from esl_energy.report import DEFAULT_DATA, FORMATS, Loaded, evaluate, parse_modes, render
 from esl_export.backends import for_folder, input_errors, read_manifest
 from esl_export.sources import SourceError, add_nir_options, nir_options, reopen
 from esl_train.cli_common import LineParser, UsageError, add_progress, add_source, run_command, show_progress
@@ -89,22 +89,20 @@ def _table1_parser() -> argparse.ArgumentParser:
     return p
 
 
-_progress = show_progress
-
-
-def _graph_path(path: str, source: str | None = None) -> tuple[str, bool]:
-    """Where the graph of a command-line entry is, and whether it is a placed IR (run and
-    priced per core). A folder is dispatched on its manifest's back end."""
+def _resolve(path: str, source: str | None = None) -> str | Loaded | None:
+    """What a command-line entry is priced as: a path to load (a source, or a folder holding
+    its graph), the recorded source of an export, opened as that export read it, or None
+    for a placed IR (run and priced per core). A folder is dispatched on its manifest."""
     from pathlib import Path
 
     p = Path(path)
     if not p.is_dir():
-        return path, False
+        return path
     backend = for_folder(p)
     if backend.energy == "placed":
-        return path, True
+        return None
     if backend.energy == "graph":
-        return path, False
+        return path
     entry = read_manifest(p).get("source", {})
     src = reopen(entry, source) if isinstance(entry, dict) else None
     if src is None:
@@ -112,25 +110,26 @@ def _graph_path(path: str, source: str | None = None) -> tuple[str, bool]:
                           f"{entry.get('path') if isinstance(entry, dict) else None!r}, which is not there "
                           f"(name it with --source)")
     print(f"{p}: priced through its source {src.path} (sha256 checked)", file=sys.stderr)
-    return str(src.path), False
+    return Loaded(path, src.model, None, src.graph)
 
 
 def _run_models(argv: list[str]) -> int:
     args = _model_parser().parse_args(argv)
     if args.source is not None and (len(args.models) != 1 or not os.path.isdir(args.models[0])):
         fail("--source names the source of one export folder")
-    resolved = [_graph_path(m, args.source) for m in args.models]
-    placed = [ir for _, ir in resolved]
+    resolved = [_resolve(m, args.source) for m in args.models]
+    placed = [r is None for r in resolved]
     if any(placed):
         if not all(placed):
             fail("give sources or TrueNorth IR folders, not both in one call")
         return _run_placed(args)
     platforms = load_platforms(args.platforms or "gpu,truenorth", args.targets_file)
     modes = parse_modes(args.mode)
-    results = evaluate([p for p, _ in resolved], platforms, modes, args.data, data_dir=args.data_dir,
+    results = evaluate([r for r in resolved if r is not None], platforms, modes, args.data,
+                       data_dir=args.data_dir,
                        samples=1000 if args.samples is None else args.samples,
                        direct_input=args.direct_input, batch_size=args.batch_size,
-                       progress=_progress(args.progress), nir=nir_options(args), seed=args.seed)
+                       progress=show_progress(args.progress), nir=nir_options(args), seed=args.seed)
     print(render(results, args.format, args.layers))
     return 0
 
@@ -175,7 +174,7 @@ def _run_table1(argv: list[str]) -> int:
     missing = [k for k, v in paths.items() if v is None]
     if missing:
         trained = train_table1(args.out, missing, epochs=args.epochs, seed=args.seed,
-                               progress=_progress(args.progress),
+                               progress=show_progress(args.progress),
                                log=lambda line: print(line, file=sys.stderr))
         paths.update({k: str(v) for k, v in trained.items()})
     rows = table1_rows(paths["dense"], paths["esl"], args.targets_file)

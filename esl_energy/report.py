@@ -147,7 +147,7 @@ def parse_modes(modes: str | Sequence[str]) -> list[str]:
 
 
 def evaluate(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[str | os.PathLike[str] | Loaded],
     platforms: Sequence[Platform],
     modes: Sequence[str] = ("connections",),
     data: str | torch.Tensor | None = DEFAULT_DATA,
@@ -160,10 +160,11 @@ def evaluate(
     nir: ReadOptions | None = None,
     seed: int | None = None,
 ) -> list[ModelEnergy]:
-    """Count every source (model.pt, NIR file) in every mode and price it on every platform."""
+    """Count every source (model.pt, NIR file, or one already loaded) in every mode and price
+    it on every platform."""
     if direct_input not in DIRECT_INPUT:
         raise EnergyError(f"direct input must be one of {', '.join(DIRECT_INPUT)}, got {direct_input!r}")
-    loaded = [load(p, nir) for p in paths]
+    loaded = [p if isinstance(p, Loaded) else load(p, nir) for p in paths]
     x: torch.Tensor | None = None
     data_label: str | None = None
     if "measured" in modes:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from esl_export.graph import LIF, Graph, Readout, SingleSpikeIF
+from esl_export.graph import Graph, SingleSpikeIF
 from esl_export.sources import Source, reopen
 
 
@@ -157,10 +157,11 @@ def reference_run(source: Source, x: np.ndarray, seed: int = 0) -> Reference:
     return graph_run(source.graph, x, seed)
 
 
-def graph_run(graph: Graph, x: np.ndarray, seed: int = 0) -> Reference:
-    """Predictions of the graph itself: the numpy reference executor for LIF graphs (rate
-    draws seeded), the discrete-time reference (``single_spike_dt``, the network a Lava
-    export computes) for the single-spike network, whose z-domain neuron has no steps."""
+def graph_run(graph: Graph, x: np.ndarray, seed: int = 0, seq: np.ndarray | None = None) -> Reference:
+    """Predictions of the graph itself: the numpy reference executor for LIF graphs, fed
+    ``seq`` ([T, N, ...], e.g. another run's rate draw) or its own seeded encoding of ``x``;
+    the discrete-time reference (``single_spike_dt``, the network a Lava export computes)
+    for the single-spike network, whose z-domain neuron has no steps."""
     if any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
         from esl_export import single_spike_dt as sdt
 
@@ -168,19 +169,10 @@ def graph_run(graph: Graph, x: np.ndarray, seed: int = 0) -> Reference:
         return Reference("the discrete-time reference", sdt.run(net, net.input_steps(x)).predict(), None)
     from esl_export.reference import encode, run
 
-    seq = encode(graph, x, np.random.default_rng(seed))
+    if seq is None:
+        seq = encode(graph, x, np.random.default_rng(seed))
     preds = np.concatenate([decode(graph, run(graph, seq[:, i:i + 100])) for i in range(0, len(x), 100)])
     return Reference("the reference executor", preds, seq)
-
-
-def encoded_input(graph: Graph, x: np.ndarray, ref: Reference | None, seed: int = 0) -> np.ndarray:
-    """The per-step input [T, N, ...] a back end should be fed: the reference's own draw
-    when there is one, else the graph's encoding of ``x`` (seeded)."""
-    if ref is not None and ref.seq is not None:
-        return ref.seq
-    from esl_export.reference import encode
-
-    return encode(graph, x, np.random.default_rng(seed))
 
 
 def prepare(recorded: dict[str, Any], req: RunRequest,
@@ -191,13 +183,3 @@ def prepare(recorded: dict[str, Any], req: RunRequest,
     ref = reference_run(source, x, req.seed) if source is not None and req.compare else None
     return x, y, source, ref
 
-
-def output_kind(graph: Graph) -> str:
-    """How the graph's output is read: ``readout`` (summed logits), ``spike-count`` (an
-    output layer of spiking neurons) or ``first-spike`` (the single-spike network)."""
-    node = graph.nodes[graph.output]
-    if isinstance(node, Readout):
-        return "readout"
-    if isinstance(node, LIF):
-        return "spike-count"
-    return "first-spike"

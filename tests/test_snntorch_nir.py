@@ -168,6 +168,13 @@ def test_esl_energy_counts_an_snntorch_file_as_neurobench_counts_the_module(
                             "--format", "json", "--no-progress"]) == 0
     (ours,) = json.loads(capsys.readouterr().out)
     nb = neurobench_synops(Stepped(_mlp() if kind == "mlp" else _conv()), x, batch_size=8)
+    # a Lava export of that file is priced through it, read as the export read it (with its T)
+    assert cli.main([str(path), "--target", "lava", "--steps", str(T), "-o", str(folder / f"{kind}-e")]) == 0
+    capsys.readouterr()
+    assert energy_cli.main([str(folder / f"{kind}-e"), "--mode", "measured", "--samples", str(N_DIGITS),
+                            "--format", "json", "--no-progress"]) == 0
+    (through,) = json.loads(capsys.readouterr().out)
+    assert (through["macs"], through["sops"]) == (ours["macs"], ours["sops"])
     assert ours["macs"] > 0 and (ours["sops"] > 0) == (kind == "mlp")  # the conv net reads pooled values
     assert ours["macs"] == pytest.approx(nb["Effective_MACs"], rel=1e-12)
     assert ours["sops"] == pytest.approx(nb["Effective_ACs"], rel=1e-12)

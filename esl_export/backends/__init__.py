@@ -107,6 +107,18 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def verified_file(folder: Path, manifest: dict[str, Any], name: str) -> Path:
+    """``folder/name``, checked against the sha256 the manifest records for it."""
+    from esl_export.files import sha256_file
+
+    path = folder / name
+    files = manifest.get("files")
+    want = files.get(name) if isinstance(files, dict) else None
+    if not path.is_file() or want is None or sha256_file(path) != want:
+        raise BackendError(f"{path}: missing, or changed since export (sha256 differs from the manifest)")
+    return path
+
+
 def for_folder(folder: str | Path) -> Backend:
     """The back end whose format the folder's manifest names."""
     manifest = read_manifest(folder)
@@ -117,14 +129,6 @@ def for_folder(folder: str | Path) -> Backend:
     known = ", ".join(f for b in backends().values() for f in b.formats)
     raise BackendError(f"{Path(folder) / MANIFEST}: not an esl-snn export (format {fmt!r}; known: {known})")
 
-
-def is_export_folder(path: str | Path) -> bool:
-    """Whether ``path`` is a folder whose manifest a back end reads."""
-    try:
-        for_folder(path)
-    except BackendError:
-        return False
-    return True
 
 
 def input_errors() -> tuple[type[BaseException], ...]:

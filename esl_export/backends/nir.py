@@ -15,10 +15,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
-from esl_export.backends import MANIFEST, Backend, read_manifest
-from esl_export.runs import RunError, RunReport, RunRequest
+from esl_export.backends import MANIFEST, Backend, read_manifest, verified_file
+from esl_export.runs import RunReport, RunRequest
 from esl_export.sources import NIR_FILE, NIR_FOLDER_FORMAT, Source
 
 VERSION = 1
@@ -57,28 +55,17 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
 
 
 def _run(folder: Path, req: RunRequest) -> RunReport:
-    from esl_export.files import sha256_file
-    from esl_export.graph import SingleSpikeIF
     from esl_export.nir_graph import read_nir
-    from esl_export.reference import run
-    from esl_export.runs import decode, encoded_input, graph_run, prepare
+    from esl_export.runs import graph_run, prepare
 
     manifest = read_manifest(folder)
-    path = folder / NIR_FILE
-    want = (manifest.get("files") or {}).get(NIR_FILE) if isinstance(manifest.get("files"), dict) else None
-    if not path.is_file() or want is None or sha256_file(path) != want:
-        raise RunError(f"{path}: missing, or changed since export (sha256 differs from the manifest)")
-    graph, _ = read_nir(path)
+    graph, _ = read_nir(verified_file(folder, manifest, NIR_FILE))
     x, y, _, ref = prepare(manifest.get("source", {}), req, math.prod(graph.nodes[graph.input].output_shape))
-    if any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
-        title, preds = "NIR graph (discrete-time reference)", graph_run(graph, x).predictions
-    else:
-        seq = encoded_input(graph, x, ref, req.seed)
-        title = "NIR graph (reference executor)"
-        preds = np.concatenate([decode(graph, run(graph, seq[:, i:i + 100])) for i in range(0, len(x), 100)])
-    assert preds is not None
-    return RunReport(title, "the NIR graph", req.samples, preds, y,
-                     None if ref is None else ref.name, None if ref is None else ref.predictions)
+    own = graph_run(graph, x, req.seed, seq=None if ref is None else ref.seq)  # the reference's draw
+    assert own.predictions is not None and own.name is not None
+    return RunReport(f"NIR graph ({own.name.removeprefix('the ')})", "the NIR graph", req.samples,
+                     own.predictions, y, None if ref is None else ref.name,
+                     None if ref is None else ref.predictions)
 
 
 BACKEND = Backend("nir", "a NIR graph file (-o NAME.nir for the bare file); LIF networks load in "

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from esl_export.backends import MANIFEST, Backend, read_manifest
+from esl_export.backends import MANIFEST, Backend, read_manifest, verified_file
 from esl_export.runs import RunError, RunReport, RunRequest
 from esl_export.sources import Source
 
@@ -71,17 +72,13 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
 def _run(folder: Path, req: RunRequest) -> RunReport:
     import time
 
-    from esl_export.files import sha256_file
     from esl_export.graph import Input
     from esl_export.onnx_step import run_steps
     from esl_export.reference import encode_input
     from esl_export.runs import prepare
 
     manifest = read_manifest(folder)
-    path = folder / ONNX_FILE
-    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
-    if not path.is_file() or not files or sha256_file(path) != files.get(ONNX_FILE):
-        raise RunError(f"{path}: missing, or changed since export (sha256 differs from the manifest)")
+    path = verified_file(folder, manifest, ONNX_FILE)
     try:
         shape = tuple(int(s) for s in manifest["input"]["shape"])
         enc = dict(manifest["input"]["encoding"])
@@ -101,14 +98,14 @@ def _run(folder: Path, req: RunRequest) -> RunReport:
                          axis=1)
     seconds = time.perf_counter() - t0
     preds = out.reshape(T, len(x), -1).sum(axis=0).argmax(axis=1)
-    report = _OnnxReport("onnxruntime", "onnxruntime", req.samples, preds, y,
-                         None if ref is None else ref.name, None if ref is None else ref.predictions)
-    report.speed = f"speed: {T * len(x) / seconds:,.0f} sample-steps/s ({seconds:.2f} s, batch 100)"
-    return report
+    return _OnnxReport("onnxruntime", "onnxruntime", req.samples, preds, y,
+                       None if ref is None else ref.name, None if ref is None else ref.predictions,
+                       f"speed: {T * len(x) / seconds:,.0f} sample-steps/s ({seconds:.2f} s, batch 100)")
 
 
+@dataclass
 class _OnnxReport(RunReport):
-    speed = ""
+    speed: str
 
     def detail_lines(self) -> list[str]:
         return [self.speed]

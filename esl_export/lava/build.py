@@ -193,6 +193,7 @@ class LavaNetwork:
             raise ValueError(f"connections {connections!r} / sparse_model {sparse_model!r}")
         self.art, self.inputs, self.config, self.record = art, inputs, config, record
         self.sparse_model = sparse_model
+        self._before: set[Any] = set()  # the processes that ran before this network started
         self.fixed = [quantize(s) for s in art.stages] if config == "fixed_pt" else None
         self.period = art.steps_per_sample
         pipelined = art.time.get("clock") == "pipelined"
@@ -423,7 +424,7 @@ class LavaNetwork:
         with contextlib.suppress(Exception):
             runtime._watchdog_manager.stop()
         # Lava's manager processes (shared memory, watchdog) too: none may outlive this one
-        for child in set(multiprocessing.active_children()) - getattr(self, "_before", set()):
+        for child in set(multiprocessing.active_children()) - self._before:
             with contextlib.suppress(Exception):
                 child.terminate()
                 child.join(2.0)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from esl_export.files import refuse_input
+from esl_export.graph import Input
+from esl_export.reference import encode_input
 from esl_export.runs import RunReport, RunRequest, prepare
 from esl_export.sources import Source, load_source
 from esl_export.truenorth import ir as ir_mod
@@ -86,8 +88,8 @@ def run_export(export: str | Path | CoreIR, samples: int = 200, *, model_path: s
     if ref is not None and ref.seq is not None:
         seq = ref.seq.reshape(ref.seq.shape[0], samples, -1)
     else:  # no reference: the IR's own seeded rate draw
-        flat = np.clip(x.reshape(samples, -1), 0, 1)
-        seq = (np.random.default_rng(seed).random((T, *flat.shape)) < flat).astype(np.float64)
+        seq = encode_input(Input((n_data,), {"kind": "rate", "T": T}), x.reshape(samples, -1),
+                           np.random.default_rng(seed))
     sim = simulate(ir, seq)
     return IRRun("IR simulator", "the IR", samples, sim.predictions(), y,
                  None if ref is None else ref.name, None if ref is None else ref.predictions,
