@@ -49,8 +49,12 @@ def add_source(p: argparse.ArgumentParser, what: str) -> None:
 Errors = Callable[[], tuple[type[BaseException], ...]]
 
 
-def run_command(prog: str, body: Callable[[], int], errors: Errors = tuple, *, failures: Errors = tuple,
-                interrupted: str = "interrupted") -> int:
+def _no_errors() -> tuple[type[BaseException], ...]:
+    return ()
+
+
+def run_command(prog: str, body: Callable[[], int], errors: Errors = _no_errors, *,
+                failures: Errors = _no_errors, interrupted: str = "interrupted") -> int:
     """Run ``body``; input errors (``errors()`` and UsageError) print one line and give 2,
     ``failures()`` one line and 1, Ctrl-C ``interrupted`` and 130. The error classes are
     asked for only when something was raised, so a command imports its heavy modules
