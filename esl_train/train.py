@@ -38,6 +38,7 @@ from esl_train.checkpoint import (
 )
 from esl_train.data import Split, Splits
 from esl_train.models import SNNModel, build_model
+from esl_train.resume_file import ResumeError, check_resume
 
 
 @dataclass
@@ -250,11 +251,11 @@ def train(
                              "best_state": None, "best_epoch": -1, "log": [], "done": False}
     if resume and paths["resume"].exists():
         saved = safe_torch_load(paths["resume"], "resume file")
-        if not isinstance(saved, dict) or saved.get("key") != key:
-            raise CheckpointError(
-                f"{paths['resume']}: was written by a run with other settings; "
-                "use the same flags, or another --out"
-            )
+        try:  # every field, before the model, optimizer or sparsifier is touched
+            check_resume(saved, key, model, opt, sparsifier, cfg.epochs, math.ceil(len(data.train.y)
+                                                                               / cfg.batch_size))
+        except ResumeError as exc:
+            raise CheckpointError(f"{paths['resume']}: {exc}") from None
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         if sparsifier is not None:

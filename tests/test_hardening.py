@@ -227,3 +227,79 @@ def test_rate_coded_counts_repeat_with_the_seed(model: Path, capsys: pytest.Capt
                                 "--no-progress", "--seed", seed]) == 0
         runs.append(json.loads(capsys.readouterr().out)[0]["sops"])
     assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
+# ------------------------------------------------------------------------------ resume files
+
+
+@pytest.fixture(scope="module")
+def resume_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path]:
+    """A finished core-aware ESL run: its flags and its folder (model.pt, model.resume.pt)."""
+    folder = tmp_path_factory.mktemp("resume")
+    flags = ["--model", "mlp-lif", "--hidden", "16", "--T", "2", "--limit", "60", "--epochs", "1",
+             "--batch-size", "20", "--eps", "1", "--grow", "random_unfired", "--core-aware", "truenorth",
+             "--t-iter", "1", "--no-progress", "--out", str(folder / "model.pt")]
+    assert train_cli.main(flags) == 0
+    return flags, folder
+
+
+def _damage_resume(saved: dict, case: str) -> None:
+    mask = next(iter(saved["sparsifier"]["masks"]))
+    weight = next(k for k in saved["model"] if k.endswith("weight"))
+    if case == "weight shape":
+        saved["model"][weight] = saved["model"][weight][:, :-1]
+    elif case == "nan weight":
+        saved["model"][weight][0, 0] = float("nan")
+    elif case == "epoch type":
+        saved["state"]["epoch"] = "1"
+    elif case == "step past the epoch":
+        saved["state"]["step_in_epoch"] = 10**9
+    elif case == "optimizer moment shape":
+        entry = next(iter(saved["optimizer"]["state"].values()))
+        entry["exp_avg"] = entry["exp_avg"].reshape(-1)
+    elif case == "mask count":
+        m = saved["sparsifier"]["masks"][mask]
+        m.view(-1)[: m.numel() // 2] = True
+    elif case == "pool index":
+        pools = next(iter(saved["sparsifier"]["pools"].values()))
+        pools["members"][0, 0] = 10**6
+    elif case == "rng state":
+        saved["rng"] = saved["rng"][:10]
+    elif case == "best state nan":
+        saved["state"]["best_state"][weight] = saved["state"]["best_state"][weight] * float("inf")
+    elif case == "not a dict":
+        saved.clear()
+        saved["x"] = 1
+    else:
+        raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["weight shape", "nan weight", "epoch type", "step past the epoch",
+                                  "optimizer moment shape", "mask count", "pool index", "rng state",
+                                  "best state nan", "not a dict", "truncated"])
+def test_damaged_resume_files_are_one_line_and_overwrite_nothing(
+        resume_run: tuple[list[str], Path], tmp_path: Path, case: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    flags, folder = resume_run
+    out = tmp_path / "model.pt"
+    resume = tmp_path / "model.resume.pt"
+    (tmp_path / "model.pt").write_bytes((folder / "model.pt").read_bytes())
+    if case == "truncated":
+        data = (folder / "model.resume.pt").read_bytes()
+        resume.write_bytes(data[: len(data) // 2])
+    else:
+        saved = torch.load(folder / "model.resume.pt", weights_only=True)
+        _damage_resume(saved, case)
+        torch.save(saved, resume)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    rc = train_cli.main([*flags[:-1], str(out), "--resume"])
+    err = _one_line(capsys, rc, "esl-train", "model.resume.pt")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, err
+
+
+def test_an_intact_resume_file_passes_the_checks(resume_run: tuple[list[str], Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The checks refuse damage, not the files esl-train writes: the finished run resumes."""
+    flags, _ = resume_run
+    assert train_cli.main([*flags, "--resume"]) == 0, capsys.readouterr().err
