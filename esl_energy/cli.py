@@ -29,6 +29,7 @@ from esl_energy.report import DEFAULT_DATA, FORMATS, Loaded, evaluate, parse_mod
 from esl_export.backends import for_folder, input_errors, read_manifest
 from esl_export.sources import SourceError, add_nir_options, nir_options, reopen
 from esl_train.cli_common import LineParser, UsageError, add_progress, add_source, run_command, show_progress
+from esl_train.distributed import resolve_device
 from hw_targets import load_platforms
 
 PROG = "esl-energy"
@@ -67,6 +68,9 @@ def _model_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None,
                    help="samples for measured mode (default: 1000) or for an IR run (default: 200)")
     p.add_argument("--batch-size", type=int, default=256, help="batch size for measured mode")
+    p.add_argument("--device", default="auto",
+                   help="where measured mode runs a PyTorch model: auto (CUDA when present), cpu, cuda, "
+                        "cuda:N (rate draws on CUDA come from CUDA's generator)")
     p.add_argument("--direct-input", default="per-step", choices=DIRECT_INPUT,
                    help="count a layer reading direct (constant analog) input at every time step "
                    "(the graph's semantics, default) or once (as the mlp-lif PyTorch forward does)")
@@ -129,7 +133,8 @@ def _run_models(argv: list[str]) -> int:
                        data_dir=args.data_dir,
                        samples=1000 if args.samples is None else args.samples,
                        direct_input=args.direct_input, batch_size=args.batch_size,
-                       progress=show_progress(args.progress), nir=nir_options(args), seed=args.seed)
+                       progress=show_progress(args.progress), nir=nir_options(args), seed=args.seed,
+                       device=resolve_device(args.device) if "measured" in modes else None)
     print(render(results, args.format, args.layers))
     return 0
 

@@ -97,10 +97,12 @@ def load_samples(data: str = DEFAULT_DATA, data_dir: str | os.PathLike[str] | No
 
 def measure(model: torch.nn.Module | None, graph: Graph, x: torch.Tensor, *, batch_size: int = 256,
             direct_input: DirectInput = "per-step", progress: bool = False,
-            label: str = "", seed: int | None = None) -> OpCount:
+            label: str = "", seed: int | None = None, device: torch.device | None = None) -> OpCount:
     """Measured-mode count on samples ``x``, per sample: the model's own spikes, or with
     no model (a NIR source) the reference executor's. Rate draws are seeded with
-    ``seed`` (None: the caller's torch RNG state as it is, fresh numpy entropy)."""
+    ``seed`` (None: the caller's torch RNG state as it is, fresh numpy entropy). The model
+    runs on ``device`` (default: where it is); on CUDA its rate draws come from CUDA's
+    generator, so rate-coded counts differ from the CPU's by sampling noise."""
     check_samples(graph, tuple(x.shape[1:]))
     if batch_size < 1:
         raise EnergyError(f"batch size must be positive, got {batch_size}")
@@ -115,13 +117,19 @@ def measure(model: torch.nn.Module | None, graph: Graph, x: torch.Tensor, *, bat
     for i in tqdm(starts, desc=f"measuring {label}".strip(), unit="batch", disable=not progress,
                   leave=False):
         xb = x[i: i + batch_size]
-        metric(record(model, graph, xb) if model is not None else reference_activity(graph, xb, rng))
+        if model is None:
+            metric(reference_activity(graph, xb, rng))
+            continue
+        if device is not None:
+            model.to(device)
+            xb = xb.to(device)
+        metric({k: v.cpu() for k, v in record(model, graph, xb).items()})
     return metric.compute()
 
 
 def count(loaded: Loaded, mode: str, x: torch.Tensor | None = None, *,
           direct_input: DirectInput = "per-step", batch_size: int = 256,
-          progress: bool = False, seed: int | None = None) -> OpCount:
+          progress: bool = False, seed: int | None = None, device: torch.device | None = None) -> OpCount:
     """Count one loaded model in one mode (measured needs samples ``x``)."""
     if mode == "connections":
         return Connections()(loaded.graph)
@@ -131,7 +139,8 @@ def count(loaded: Loaded, mode: str, x: torch.Tensor | None = None, *,
         if x is None:
             raise EnergyError("measured mode needs data (--data)")
         return measure(loaded.model, loaded.graph, x, batch_size=batch_size,
-                       direct_input=direct_input, progress=progress, label=loaded.label, seed=seed)
+                       direct_input=direct_input, progress=progress, label=loaded.label, seed=seed,
+                       device=device)
     raise EnergyError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
 
 
@@ -159,6 +168,7 @@ def evaluate(
     progress: bool = False,
     nir: ReadOptions | None = None,
     seed: int | None = None,
+    device: torch.device | None = None,
 ) -> list[ModelEnergy]:
     """Count every source (model.pt, NIR file, or one already loaded) in every mode and price
     it on every platform."""
@@ -181,7 +191,7 @@ def evaluate(
     for m in loaded:
         for mode in modes:
             c = count(m, mode, x, direct_input=direct_input, batch_size=batch_size, progress=progress,
-                      seed=seed)
+                      seed=seed, device=device)
             out.append(ModelEnergy(m.label, str(m.graph.meta.get("model", "?")), c,
                                    tuple(price(c, p) for p in platforms),
                                    data_label if mode == "measured" else None))

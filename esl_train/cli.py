@@ -13,6 +13,7 @@ import torch
 from esl_train.checkpoint import CheckpointError
 from esl_train.cli_common import LineParser, UsageError, add_progress, one_line, show_progress
 from esl_train.data import DATASETS, DataError, Splits, load_data
+from esl_train.distributed import Context, DeviceError, setup, teardown
 from esl_train.esl import GROW_RULES, PRUNE_RULES, ESLConfig, esl_factory
 from esl_train.esl.pools import pool_size_for
 from esl_train.models import MODEL_NAMES, ArchError, build_model
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=10, help="time bins for DVS data")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, masks and batches")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when present), cpu, cuda or cuda:N; under torchrun each process "
+                        "takes its local GPU (see esl_train/distributed.py)")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: bfloat16 autocast for the forward pass (meant for the conv models)")
     g = p.add_argument_group("architecture")
     g.add_argument("--hidden", type=_ints, default=None, help="MLP hidden sizes, e.g. 800 or 400,400")
     g.add_argument("--T", "--steps", dest="T", type=int, default=None, help="time steps (LIF models)")
@@ -140,6 +146,7 @@ def config_from_args(args: argparse.Namespace, recipe: dict[str, Any]) -> TrainC
         seed=args.seed,
         save_every=args.save_every,
         dataset=args.data,
+        amp=args.amp,
     )
 
 
@@ -173,28 +180,39 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"esl-train: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    ctx = Context()
     try:
+        ctx = setup(args.device)  # under torchrun: joins the process group
         check_outputs(args.out)  # before the data is read or anything is trained
         data = load_data(args.data, args.data_dir, frames=args.frames, limit=args.limit)
         arch = arch_from_args(args, data)
         recipe = type(build_model(arch)).default_hparams
         cfg = config_from_args(args, recipe)
-        print(f"{args.model} on {data.name}: train {len(data.train.y)}, val {len(data.val.y)}, "
-              f"test {len(data.test.y)}; {cfg.epochs} epochs, batch {cfg.batch_size}, "
-              f"seed {cfg.seed}, torch threads {torch.get_num_threads()}")
+        if ctx.main:
+            where = f"{ctx.world} processes on {ctx.device.type}" if ctx.distributed else str(ctx.device)
+            print(f"{args.model} on {data.name}: train {len(data.train.y)}, val {len(data.val.y)}, "
+                  f"test {len(data.test.y)}; {cfg.epochs} epochs, batch {cfg.batch_size}, "
+                  f"seed {cfg.seed}, {where}, torch threads {torch.get_num_threads()}")
         esl = esl_config_from_args(args, cfg, len(data.train.y), data.in_shape)
+        if esl is not None and not ctx.main:
+            esl.verbose = False
         factory = esl_factory(esl) if esl is not None else None
         result = train(arch, data, cfg, sparsifier_factory=factory, resume=args.resume,
-                       progress=show_progress(args.progress))
-    except (DataError, ArchError, CheckpointError, TargetError, ValueError) as exc:
-        print(f"esl-train: error: {exc}", file=sys.stderr)
+                       progress=show_progress(args.progress), ctx=ctx)
+    except (DataError, ArchError, CheckpointError, TargetError, DeviceError, ValueError) as exc:
+        if ctx.main:
+            print(f"esl-train: error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Interrupted):
-        print(f"esl-train: interrupted; continue with the same command and --resume "
-              f"(state in {run_paths(args.out)['resume']})", file=sys.stderr)
+        if ctx.main:
+            print(f"esl-train: interrupted; continue with the same command and --resume "
+                  f"(state in {run_paths(args.out)['resume']})", file=sys.stderr)
         return 130
-    print(f"test accuracy {result.test_acc:.4f} (best validation {result.val_acc:.4f}); "
-          f"wrote {cfg.out}")
+    finally:
+        teardown(ctx)
+    if ctx.main:
+        print(f"test accuracy {result.test_acc:.4f} (best validation {result.val_acc:.4f}); "
+              f"wrote {cfg.out}")
     return 0
 
 

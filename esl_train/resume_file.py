@@ -163,9 +163,17 @@ def _state(saved: Any, model: torch.nn.Module, sparsifier: Any, epochs: int, ste
         raise ResumeError("state.epoch_sums: must hold finite, non-negative loss, correct and seen")
 
 
+def _generator_states(where: str, value: Any, ranks: int, like: torch.Tensor | None = None) -> None:
+    if not isinstance(value, list) or len(value) != ranks or not all(
+            isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1
+            and (like is None or t.shape == like.shape) for t in value):
+        raise ResumeError(f"{where}: must hold the generator states of the run's {ranks} processes")
+
+
 def check_resume(saved: Any, key: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
-                 sparsifier: Any, epochs: int, steps_per_epoch: int) -> None:
-    """ResumeError unless ``saved`` (a loaded resume file) continues this very run."""
+                 sparsifier: Any, epochs: int, steps_per_epoch: int, processes: int = 1) -> None:
+    """ResumeError unless ``saved`` (a loaded resume file) continues this very run (of
+    ``processes`` ranks: a distributed run keeps every rank's generator states)."""
     fields = ("key", "model", "optimizer", "sparsifier", "rng", "state")
     if not isinstance(saved, Mapping) or not set(fields) <= set(saved):
         raise ResumeError(f"not a resume file (needs {', '.join(fields)})")
@@ -177,4 +185,8 @@ def check_resume(saved: Any, key: dict[str, Any], model: torch.nn.Module, opt: t
     rng, ref = saved["rng"], torch.get_rng_state()
     if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.shape != ref.shape:
         raise ResumeError("rng: is not a torch generator state")
+    if processes > 1:
+        _generator_states("rng_ranks", saved.get("rng_ranks"), processes, ref)
+    if saved.get("cuda_rng") is not None:
+        _generator_states("cuda_rng", saved["cuda_rng"], processes)
     _state(saved["state"], model, sparsifier, epochs, steps_per_epoch)

@@ -37,6 +37,7 @@ from esl_train.checkpoint import (
     save_checkpoint,
 )
 from esl_train.data import Split, Splits
+from esl_train.distributed import Context, all_sum, barrier, gather, shard, sync_sparsifier
 from esl_train.models import SNNModel, build_model
 from esl_train.resume_file import ResumeError, check_resume
 
@@ -56,6 +57,7 @@ class TrainConfig:
     save_every: int = 50
     eval_batch_size: int = 500
     dataset: str = "mnist-embedded"
+    amp: bool = False  # bfloat16 autocast for the forward pass (the conv models' opt-in)
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,6 +79,9 @@ class TrainResult:
     log: list[dict[str, Any]]
     test_acc: float
     val_acc: float
+
+
+SUMS = ("loss", "correct", "seen")  # an epoch's running training sums
 
 
 class Interrupted(Exception):
@@ -159,11 +164,14 @@ def make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
 
 
 def train_step(model: SNNModel, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               clip_grad_norm: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               clip_grad_norm: float | None = None, *, forward: Callable[[torch.Tensor], torch.Tensor] | None
+               = None, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step (forward, loss, backward, clipping, update); returns the
-    output and the loss. The loop and the benchmarks time this same step."""
-    out = model(x)
-    loss = model.loss(out, y)
+    output and the loss. The loop and the benchmarks time this same step. ``forward`` is
+    the model as called (its DistributedDataParallel wrapper in a distributed run)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = (forward or model)(x)
+        loss = model.loss(out, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip_grad_norm:
@@ -173,19 +181,26 @@ def train_step(model: SNNModel, opt: torch.optim.Optimizer, x: torch.Tensor, y: 
 
 
 @torch.no_grad()
-def evaluate(model: SNNModel, split: Split, batch_size: int = 500) -> tuple[float, float]:
-    """Mean loss and accuracy of a model on a split (eval mode)."""
+def evaluate(model: SNNModel, split: Split, batch_size: int = 500, ctx: Context | None = None,
+             amp: bool = False) -> tuple[float, float]:
+    """Mean loss and accuracy of a model on a split (eval mode), on the model's device; in
+    a distributed run each rank takes every N-th sample and the sums are all-reduced."""
+    ctx = ctx or Context()
+    dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    xs, ys = split.x[ctx.rank::ctx.world], split.y[ctx.rank::ctx.world]
     loss_sum, correct = 0.0, 0
-    for i in range(0, len(split.y), batch_size):
-        x, y = split.x[i : i + batch_size], split.y[i : i + batch_size]
-        out = model(x)
-        loss_sum += float(model.loss(out, y)) * len(y)
+    for i in range(0, len(ys), batch_size):
+        x, y = xs[i : i + batch_size].to(dev), ys[i : i + batch_size].to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(x)
+            loss_sum += float(model.loss(out, y)) * len(y)
         correct += int((model.predict(out) == y).sum())
     model.train(was_training)
-    n = max(1, len(split.y))
-    return loss_sum / n, correct / n
+    loss_sum, correct_f, seen = all_sum(ctx, [loss_sum, float(correct), float(len(ys))])
+    n = max(1.0, seen)
+    return loss_sum / n, correct_f / n
 
 
 def _write_logs(rows: list[dict[str, Any]], paths: dict[str, Path]) -> None:
@@ -230,16 +245,24 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after_steps: int | None = None,
+    ctx: Context | None = None,
 ) -> TrainResult:
     """Train, checkpointing for resume; returns the best-validation checkpoint.
 
-    ``stop_after_steps`` raises Interrupted after that many steps of this call
-    (tests use it to simulate a kill at an exact point).
+    ``ctx`` places the run on a device and, under torchrun, across processes
+    (:mod:`esl_train.distributed`). ``stop_after_steps`` raises Interrupted after that
+    many steps of this call (tests use it to simulate a kill at an exact point).
     """
+    ctx = ctx or Context()
+    dev = ctx.device
     paths = run_paths(cfg.out)
     check_outputs(cfg.out)
+    if ctx.distributed and cfg.batch_size % ctx.world:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the {ctx.world} processes "
+                         f"(it is the global batch)")
+    local_batch = cfg.batch_size // ctx.world
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
-    model = build_model(arch)
+    model = build_model(arch).to(dev)
     opt = make_optimizer(cfg, model.parameters())
     sparsifier = sparsifier_factory(model, opt) if sparsifier_factory else None
     if sparsifier is not None:
@@ -247,39 +270,64 @@ def train(
     key = _config_key(cfg, model.arch)
     if sparsifier is not None:  # other ESL settings would not continue the same mask trajectory
         key["sparsifier"] = sparsifier.describe()
+    if ctx.distributed:  # each rank's shard and random state belong to this many processes
+        key["processes"] = ctx.world
+        if sparsifier is not None:  # the same initial topology everywhere, whatever the seeds did
+            sync_sparsifier(ctx, sparsifier, opt)
+    n = len(data.train.y)
+    steps_per_epoch = math.ceil(len(shard(ctx, n, cfg.seed, 0)) / local_batch) if ctx.distributed \
+        else math.ceil(n / cfg.batch_size)
     state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val": -1.0,
                              "best_state": None, "best_epoch": -1, "log": [], "done": False}
     if resume and paths["resume"].exists():
         saved = safe_torch_load(paths["resume"], "resume file")
         try:  # every field, before the model, optimizer or sparsifier is touched
-            check_resume(saved, key, model, opt, sparsifier, cfg.epochs, math.ceil(len(data.train.y)
-                                                                               / cfg.batch_size))
+            check_resume(saved, key, model, opt, sparsifier, cfg.epochs, steps_per_epoch, ctx.world)
         except ResumeError as exc:
             raise CheckpointError(f"{paths['resume']}: {exc}") from None
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         if sparsifier is not None:
             sparsifier.load_state_dict(saved["sparsifier"])
-        torch.set_rng_state(saved["rng"])
+        torch.set_rng_state(saved["rng_ranks"][ctx.rank] if ctx.distributed else saved["rng"])
+        if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"][ctx.rank], dev)
         state = saved["state"]
+        if not ctx.main and "epoch_sums" in state:  # the file holds the sums over all ranks
+            state["epoch_sums"] = {"loss": 0.0, "correct": 0, "seen": 0}
     elif resume:
         print(f"no resume file at {paths['resume']}; starting from scratch")
 
     def save_resume() -> None:
-        atomic_save(
-            {
-                "key": key,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "sparsifier": sparsifier.state_dict() if sparsifier else None,
-                "rng": torch.get_rng_state(),
-                "state": state,
-            },
-            paths["resume"],
-        )
+        """A collective in a distributed run: every rank's random state goes into rank 0's file."""
+        rngs = gather(ctx, torch.get_rng_state())
+        cuda_rngs = gather(ctx, torch.cuda.get_rng_state(dev)) if dev.type == "cuda" else None
+        if ctx.distributed and "epoch_sums" in state:
+            loss, correct, seen = all_sum(ctx, [float(state["epoch_sums"][k]) for k in SUMS])
+            file_state = {**state, "epoch_sums": {"loss": loss, "correct": int(correct), "seen": int(seen)}}
+        else:
+            file_state = state
+        if ctx.main:
+            atomic_save(
+                {
+                    "key": key,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "sparsifier": sparsifier.state_dict() if sparsifier else None,
+                    "rng": rngs[0],
+                    **({"rng_ranks": rngs} if ctx.distributed else {}),
+                    **({"cuda_rng": cuda_rngs} if cuda_rngs is not None else {}),
+                    "state": file_state,
+                },
+                paths["resume"],
+            )
 
-    n = len(data.train.y)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    forward: Callable[[torch.Tensor], torch.Tensor] = model
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    progress = progress and ctx.main
     steps_this_call = 0
     model.train()
     while state["epoch"] < cfg.epochs and not state["done"]:
@@ -287,19 +335,22 @@ def train(
         lr = lr_at(cfg, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        order = shard(ctx, n, cfg.seed, epoch) if ctx.distributed else \
+            torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
         t0 = time.perf_counter()
         bar = tqdm(total=steps_per_epoch, initial=state["step_in_epoch"], disable=not progress,
                    desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch")
         sums = state.setdefault("epoch_sums", {"loss": 0.0, "correct": 0, "seen": 0})
         while state["step_in_epoch"] < steps_per_epoch:
-            i = state["step_in_epoch"] * cfg.batch_size
-            idx = order[i : i + cfg.batch_size]
-            x, y = data.train.x[idx], data.train.y[idx]
-            out, loss = train_step(model, opt, x, y, cfg.clip_grad_norm)
+            i = state["step_in_epoch"] * local_batch
+            idx = order[i : i + local_batch]
+            x, y = data.train.x[idx].to(dev, non_blocking=True), data.train.y[idx].to(dev, non_blocking=True)
+            out, loss = train_step(model, opt, x, y, cfg.clip_grad_norm, forward=forward, amp=cfg.amp)
             if sparsifier is not None:
                 update = sparsifier.step()
                 if update:
+                    if ctx.distributed:
+                        update["sync_seconds"] = sync_sparsifier(ctx, sparsifier, opt)
                     state["log"].append({"kind": "mask_update", "step": state["global_step"],
                                          **update})
             loss_value = loss.item()
@@ -318,13 +369,15 @@ def train(
                 save_resume()
                 raise Interrupted(f"stopped after {steps_this_call} steps")
         bar.close()
-        val_loss, val_acc = evaluate(model, data.val, cfg.eval_batch_size)
+        train_seconds = time.perf_counter() - t0
+        val_loss, val_acc = evaluate(model, data.val, cfg.eval_batch_size, ctx, cfg.amp)
+        loss_sum, correct, seen = all_sum(ctx, [float(sums[k]) for k in SUMS])
         row = {
             "kind": "epoch", "epoch": epoch + 1, "step": state["global_step"], "lr": lr,
-            "train_loss": sums["loss"] / max(1, sums["seen"]),
-            "train_acc": sums["correct"] / max(1, sums["seen"]),
+            "train_loss": loss_sum / max(1, seen),
+            "train_acc": correct / max(1, seen),
             "val_loss": val_loss, "val_acc": val_acc,
-            "seconds": round(time.perf_counter() - t0, 3),
+            "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_seconds, 3),
         }
         if sparsifier is not None:
             row.update({f"density/{k}": float(m.float().mean()) for k, m in sparsifier.masks.items()})
@@ -344,11 +397,12 @@ def train(
         state["step_in_epoch"] = 0
         state.pop("epoch_sums")
         save_resume()
-        _write_logs(state["log"], paths)
+        if ctx.main:
+            _write_logs(state["log"], paths)
 
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
-    _, test_acc = evaluate(model, data.test, cfg.eval_batch_size)
+    _, test_acc = evaluate(model, data.test, cfg.eval_batch_size, ctx, cfg.amp)
     meta = {
         "dataset": data.name,
         "seed": cfg.seed,
@@ -366,8 +420,11 @@ def train(
         explored=state.get("best_explored") if sparsifier else None,
         meta=meta,
     )
-    save_checkpoint(ckpt, paths["model"])
+    if ctx.main:
+        save_checkpoint(ckpt, paths["model"])
     state["done"] = True
     save_resume()
-    _write_logs(state["log"], paths)
+    if ctx.main:
+        _write_logs(state["log"], paths)
+    barrier(ctx)  # no rank returns before the model is on disk
     return TrainResult(ckpt, state["log"], test_acc, state["best_val"])
