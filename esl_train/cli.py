@@ -16,6 +16,7 @@ from esl_train.data import DATASETS, DataError, Splits, load_data
 from esl_train.distributed import Context, DeviceError, setup, teardown
 from esl_train.esl import GROW_RULES, PRUNE_RULES, ESLConfig, esl_factory
 from esl_train.esl.pools import pool_size_for
+from esl_train.esl.sparsifier import REDISTRIBUTE
 from esl_train.models import MODEL_NAMES, ArchError, build_model
 from esl_train.train import Interrupted, TrainConfig, check_outputs, run_paths, train
 from hw_targets import TargetError
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated weight names or module globs (e.g. 'layers.0' or "
                         "'features.*.conv'), 'all', or 'default' (MLP: hidden layers; conv: all "
                         "but the first and last)")
+    e.add_argument("--redistribute", choices=REDISTRIBUTE, default=None,
+                   help="move the regrowth budget between layers in proportion to their mean momentum "
+                        "or weight magnitude (sparse momentum); default none: every layer keeps its count")
     e.add_argument("--core-aware", default=None, metavar="PLATFORM",
                    help="core-aware masks for a crossbar platform of hw_targets (e.g. truenorth): each "
                         "neuron of a sparse Linear layer reads one pool of (axons-1)//2 inputs (square "
@@ -154,7 +158,8 @@ def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: in
                          in_shape: tuple[int, ...] = ()) -> ESLConfig | None:
     """ESL settings from the flags (None: dense training), with the defaults filled in."""
     if args.eps is None and args.density is None:
-        given = [f for f in ("prune", "grow", "alpha", "t_iter", "t_end", "sparse_layers", "core_aware")
+        given = [f for f in ("prune", "grow", "alpha", "t_iter", "t_end", "sparse_layers", "core_aware",
+                             "redistribute")
                  if getattr(args, f) is not None]
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} needs --eps or --density")
@@ -168,7 +173,7 @@ def esl_config_from_args(args: argparse.Namespace, cfg: TrainConfig, n_train: in
     return ESLConfig(
         eps=args.eps, density=args.density, prune=args.prune or "magnitude", grow=args.grow or "gradient",
         alpha=ESL_ALPHA if args.alpha is None else args.alpha, t_iter=t_iter, t_end=t_end,
-        sparse_layers=layers, seed=args.seed,
+        sparse_layers=layers, seed=args.seed, redistribute=args.redistribute or "none",
         pool_size=None if args.core_aware is None else pool_size_for(args.core_aware),
         image=tuple(in_shape) if args.core_aware is not None and len(in_shape) == 3 else None,
     )

@@ -26,8 +26,6 @@ from typing import Any
 
 import torch
 
-from esl_train.esl.pools import Pools
-
 STATE_FIELDS = ("epoch", "step_in_epoch", "global_step", "best_val", "best_state", "best_epoch", "log",
                 "done")
 
@@ -105,10 +103,15 @@ def _sparsifier(saved: Any, sparsifier: Any) -> None:
     _int("sparsifier.t", saved["t"], 0, 2**62)
     for key in ("masks", "explored"):
         _tensors(f"sparsifier.{key}", saved[key], ref[key])
-    for name, mask in saved["masks"].items():
-        if int(mask.sum()) != int(ref["masks"][name].sum()):  # the sparsifier keeps each count
-            raise ResumeError(f"sparsifier.masks[{name}]: has {int(mask.sum())} active connections, "
-                              f"the run keeps {int(ref['masks'][name].sum())}")
+    if ref["config"].get("redistribute", "none") == "none":  # the sparsifier keeps each count
+        for name, mask in saved["masks"].items():
+            if int(mask.sum()) != int(ref["masks"][name].sum()):
+                raise ResumeError(f"sparsifier.masks[{name}]: has {int(mask.sum())} active connections, "
+                                  f"the run keeps {int(ref['masks'][name].sum())}")
+    else:  # ... or, with redistribution, the network's total
+        got, want = (sum(int(m.sum()) for m in d["masks"].values()) for d in (saved, ref))
+        if got != want:
+            raise ResumeError(f"sparsifier.masks: hold {got} active connections, the run keeps {want}")
         if bool((mask & ~saved["explored"][name]).any()):
             raise ResumeError(f"sparsifier.explored[{name}]: misses connections the mask holds")
     gen = saved["generator"]
@@ -131,6 +134,8 @@ def _sparsifier(saved: Any, sparsifier: Any) -> None:
         for k, hi in bound.items():
             if p[k].numel() and not 0 <= int(p[k].min()) <= int(p[k].max()) < hi:
                 raise ResumeError(f"sparsifier.pools[{n}].{k}: holds indices outside 0..{hi - 1}")
+        from esl_train.esl.pools import Pools  # only core-aware runs have pools
+
         allowed = Pools(p["members"].long(), p["of_output"].long()).allowed(bound["members"])
         if bool((saved["masks"][n] & ~allowed).any()):
             raise ResumeError(f"sparsifier.masks[{n}]: has connections outside its input pools")

@@ -102,7 +102,8 @@ def test_table1_command_beside_the_paper(capsys: pytest.CaptureFixture[str],
         ("dense", "paper"), ("dense", "ours"), ("ESL (eps=60)", "paper"), ("ESL (eps=60)", "ours")]
     paper_dense, ours_dense, paper_esl, ours_esl = rows
     assert paper_dense["test acc (%)"] == "96.7" and paper_esl["test acc (%)"] == "96.58"
-    assert paper_esl["acc. loss (%)"] == "0.12" and ours_esl["acc. loss (%)"] == "0.4"
+    assert paper_esl["acc. loss (%)"] == "-0.12" and ours_esl["acc. loss (%)"] == "-0.4"
+    assert float(paper_dense["density"]) == 1.0
     assert ours_dense["FLOPS"] == "635200" and ours_esl["FLOPS"] == "103040"
     assert f"{float(ours_esl['density']):.3f}" == "0.162"
     for paper, ours in ((paper_dense, ours_dense), (paper_esl, ours_esl)):

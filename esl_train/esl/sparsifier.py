@@ -33,7 +33,17 @@ Semantics (the choices the paper leaves open, made here):
   state tensor shaped like the weight: Adam's exp_avg/exp_avg_sq, SGD's momentum_buffer)
   is zeroed. Pruned connections keep their optimizer state (it keeps following the dense
   gradient, which is the ``momentum`` rule's signal).
-- **Counts**: every update leaves each layer's active count unchanged (asserted).
+- **Counts**: every update leaves each layer's active count unchanged (asserted), unless
+  ``redistribute`` is on.
+- **Redistribution** (``redistribute="momentum"`` or ``"magnitude"``; Sparse Momentum,
+  Dettmers & Zettlemoyer 2019): each layer still prunes α_t of its own active
+  connections, but the regrowth budget (the total pruned) is split across layers in
+  proportion to each layer's mean momentum magnitude over its active connections (Adam:
+  |m/(√v+ε)|, SGD: |momentum buffer|), or to its mean |w| there; largest remainder, so the
+  shares add up to the budget exactly, and a layer's share is capped at its free
+  candidates (no layer goes above dense; the excess goes to the others). The network's
+  total active count is unchanged by every update (asserted); layers drift apart in
+  density. Within a layer the growth rule picks which connections.
 - **Randomness** (ER masks, random growth, tie-breaking) comes from the sparsifier's own
   ``torch.Generator`` seeded with ``config.seed``; its state is in :meth:`state_dict`,
   so a resumed run continues the same mask trajectory. The global torch RNG is never
@@ -61,6 +71,8 @@ from esl_train.esl.er import er_count, er_mask, solve_eps
 from esl_train.esl.pools import Pools, draw_pools
 from esl_train.esl.rules import GROW_RULES, PRUNE_RULES, alpha_at, grow, is_update_step, prune
 
+REDISTRIBUTE: tuple[str, ...] = ("none", "momentum", "magnitude")
+
 
 @dataclass
 class ESLConfig:
@@ -78,6 +90,8 @@ class ESLConfig:
       sparse Linear layer reads one pool of this many inputs; None: unconstrained
     - ``image``: the model's input (C, H, W); a sparse Linear layer reading it directly
       (``n_in = C·H·W``) gets square windows as pools, other layers random pools
+    - ``redistribute``: ``none`` (every layer keeps its count) | ``momentum`` | ``magnitude``
+      (the regrowth budget moves between layers, see the module docstring)
     - ``seed``: seeds the sparsifier's own generator
     """
 
@@ -91,6 +105,7 @@ class ESLConfig:
     sparse_layers: list[str] | None = None
     pool_size: int | None = None
     image: tuple[int, ...] | None = None
+    redistribute: str = "none"
     seed: int = 0
     verbose: bool = True
 
@@ -107,6 +122,9 @@ class ESLConfig:
             raise ValueError(f"unknown grow rule {self.grow!r}; choose one of {', '.join(GROW_RULES)}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
+        if self.redistribute not in REDISTRIBUTE:
+            raise ValueError(f"unknown redistribution {self.redistribute!r}; choose one of "
+                             f"{', '.join(REDISTRIBUTE)}")
         if self.t_iter < 1:
             raise ValueError(f"t_iter must be >= 1, got {self.t_iter}")
         if self.t_end is not None and self.t_end < 0:
@@ -161,7 +179,7 @@ class ESLSparsifier:
         if not layers:
             raise ValueError("no sparse layers selected")
         self.params: dict[str, torch.Tensor] = {n: weights[n] for n in layers}
-        if config.grow == "momentum":
+        if config.grow == "momentum" or config.redistribute == "momentum":
             self._check_momentum_optimizer()
         shapes = {n: tuple(p.shape) for n, p in self.params.items()}
         if config.density is not None:
@@ -220,29 +238,61 @@ class ESLSparsifier:
 
     @torch.no_grad()
     def update(self, alpha: float) -> dict[str, Any]:
-        """Prune the fraction ``alpha`` of every sparse layer and regrow as many; log row."""
+        """Prune the fraction ``alpha`` of every sparse layer and regrow as many (per layer,
+        or across layers with redistribution); log row."""
         row: dict[str, Any] = {"t": self.t, "alpha": alpha}
+        before = sum(int(m.sum()) for m in self.masks.values())
+        # the signal is read before anything moves: the layers' state as training left it
+        signal = self._layer_signal() if self.config.redistribute != "none" else None
+        candidates = {n: ~m & self.allowed[n] if n in self.allowed else ~m for n, m in self.masks.items()}
+        stats: dict[str, dict[str, Any]] = {}
+        if signal is None:  # each layer regrows what it pruned, one layer after the other
+            for n in self.params:
+                pruned = self._prune_layer(n, alpha, int(candidates[n].sum()))
+                stats[n] = self._regrow_layer(n, pruned, candidates[n], int(pruned.numel()))
+        else:  # all layers prune, then the pruned total is shared out
+            cut = {n: self._prune_layer(n, alpha, int(candidates[n].sum())) for n in self.params}
+            budget = apportion(sum(int(idx.numel()) for idx in cut.values()), signal,
+                               {n: int(c.sum()) for n, c in candidates.items()})
+            row.update({f"share/{n}": v for n, v in budget.items()})
+            stats = {n: self._regrow_layer(n, cut[n], candidates[n], budget[n]) for n in self.params}
         total = 0
-        for n in self.params:
-            stats = self._update_layer(n, alpha)
-            for key, value in stats.items():
+        for n, layer in stats.items():
+            for key, value in layer.items():
                 row[f"{key}/{n}"] = value
-            total += stats["active"]
+            total += layer["active"]
+        if total != before:
+            raise AssertionError(f"the network's active count changed {before} -> {total}")
         row["active"] = total
         return row
 
-    def _update_layer(self, name: str, alpha: float) -> dict[str, Any]:
+    def _layer_signal(self) -> dict[str, float]:
+        """Per layer, what its share of the regrowth is proportional to: the mean momentum
+        magnitude, or the mean |w|, over its active connections."""
+        out = {}
+        for n, p in self.params.items():
+            value = self._momentum(n) if self.config.redistribute == "momentum" else p.detach()
+            active = self.masks[n]
+            out[n] = float(value.abs()[active].mean()) if bool(active.any()) else 0.0
+        return out
+
+    def _prune_layer(self, name: str, alpha: float, room: int) -> torch.Tensor:
+        """Flat indices to prune: α of the layer's active connections, at most ``room`` (its
+        regrowth candidates) when every layer keeps its count; with redistribution the
+        pruned total must fit all layers' candidates, which the same cap guarantees."""
+        p, mask = self.params[name], self.masks[name]
+        pruned = prune(p, mask, alpha, self.config.prune, self.generator)
+        if pruned.numel() > room:  # too dense to regrow as many elsewhere
+            keep = torch.sort(p.detach().reshape(-1)[pruned].abs(), stable=True).indices[:room]
+            pruned = pruned[keep]
+        return pruned
+
+    def _regrow_layer(self, name: str, pruned: torch.Tensor, inactive: torch.Tensor,
+                      k: int) -> dict[str, Any]:
         p, mask, explored = self.params[name], self.masks[name], self.explored[name]
         before = int(mask.sum())
-        inactive = ~mask & self.allowed[name] if name in self.allowed else ~mask
-        n_inactive = int(inactive.sum())
-        pruned = prune(p, mask, alpha, self.config.prune, self.generator)
-        if pruned.numel() > n_inactive:  # too dense to regrow as many elsewhere
-            keep = torch.sort(p.detach().reshape(-1)[pruned].abs(), stable=True).indices[:n_inactive]
-            pruned = pruned[keep]
         score = self._grow_score(name) if self.config.grow in ("gradient", "momentum") else None
-        grown = grow(inactive, pruned.numel(), self.config.grow, self.generator,
-                     score=score, explored=explored)
+        grown = grow(inactive, k, self.config.grow, self.generator, score=score, explored=explored)
         flat = mask.view(-1)
         flat[pruned] = False
         flat[grown] = True
@@ -253,7 +303,8 @@ class ESLSparsifier:
         p.mul_(mask)
         explored |= mask
         after = int(mask.sum())
-        if after != before:
+        if after != before - int(pruned.numel()) + int(grown.numel()) or \
+                (self.config.redistribute == "none" and after != before):
             raise AssertionError(f"{name}: active count changed {before} -> {after}")
         return {
             "density": after / mask.numel(),
@@ -286,13 +337,18 @@ class ESLSparsifier:
                 raise RuntimeError(f"grow='gradient': {name} has no gradient at the update; call "
                                    "step() after optimizer.step() and before zero_grad()")
             return p.grad
+        return self._momentum(name)
+
+    def _momentum(self, name: str) -> torch.Tensor:
+        """The optimizer's momentum signal of a weight (Adam: m/(√v+ε); SGD: its buffer)."""
+        p = self.params[name]
         state = self.optimizer.state.get(p, {})
         if "exp_avg" in state and "exp_avg_sq" in state:
             eps = float(self._group(p).get("eps", 1e-8))
             return state["exp_avg"] / (state["exp_avg_sq"].sqrt() + eps)
         if state.get("momentum_buffer") is not None:
             return state["momentum_buffer"]
-        raise RuntimeError(f"grow='momentum': the optimizer has no momentum for {name} yet")
+        raise RuntimeError(f"the momentum signal: the optimizer has no momentum for {name} yet")
 
     def _reset_optimizer_state(self, p: torch.Tensor, where: torch.Tensor) -> None:
         for value in self.optimizer.state.get(p, {}).values():
@@ -355,6 +411,7 @@ class ESLSparsifier:
             "pool_size": cfg.pool_size,
             "image": None if cfg.image is None else list(cfg.image),
             "pools": {n: int(p.members.shape[0]) for n, p in self.pools.items()},
+            "redistribute": cfg.redistribute,
             "seed": cfg.seed,
             "init_connections": dict(self.init_counts),
             "init_density": {n: c / self.masks[n].numel() for n, c in self.init_counts.items()},
@@ -385,3 +442,35 @@ def esl_factory(config: ESLConfig) -> Callable[[nn.Module, torch.optim.Optimizer
         return ESLSparsifier(model, optimizer, config)
 
     return make
+
+
+def apportion(total: int, weights: dict[str, float], caps: dict[str, int]) -> dict[str, int]:
+    """Integers summing to ``total``, in proportion to ``weights`` (non-negative; all zero:
+    equal), none above its cap: layers whose exact share reaches their cap take the cap and
+    the rest is split again among the others; largest remainder, ties to the earlier name.
+    Needs ``total <= sum(caps)``."""
+    if total > sum(caps.values()):
+        raise ValueError(f"cannot place {total} connections in {sum(caps.values())} free places")
+    out = dict.fromkeys(weights, 0)
+    free = [n for n in weights if caps[n] > 0]
+    left = total
+    while left > 0 and free:
+        w = {n: max(weights[n], 0.0) for n in free}
+        wsum = sum(w.values())
+        exact = {n: left * (w[n] / wsum if wsum > 0 else 1.0 / len(free)) for n in free}
+        full = [n for n in free if exact[n] >= caps[n] - out[n]]
+        if full:
+            for n in full:
+                left -= caps[n] - out[n]
+                out[n] = caps[n]
+            free = [n for n in free if n not in full]
+            continue
+        floors = {n: math.floor(exact[n]) for n in free}
+        rest = left - sum(floors.values())
+        order = sorted(free, key=lambda n: (-(exact[n] - floors[n]), free.index(n)))
+        for n in free:
+            out[n] += floors[n]
+        for n in order[:rest]:
+            out[n] += 1
+        left = 0
+    return out
