@@ -112,6 +112,7 @@ def _sparsifier(saved: Any, sparsifier: Any) -> None:
         got, want = (sum(int(m.sum()) for m in d["masks"].values()) for d in (saved, ref))
         if got != want:
             raise ResumeError(f"sparsifier.masks: hold {got} active connections, the run keeps {want}")
+    for name, mask in saved["masks"].items():
         if bool((mask & ~saved["explored"][name]).any()):
             raise ResumeError(f"sparsifier.explored[{name}]: misses connections the mask holds")
     gen = saved["generator"]
