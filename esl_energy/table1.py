@@ -207,7 +207,7 @@ def render_table1(rows: Sequence[Table1Row], fmt: str = "table") -> str:
     data = sorted({r.dataset for r in rows if r.source == "ours" and r.dataset})
     notes = [
         "paper: ESL-SNNs (Shen et al., AAAI 2023) Table 1 as printed (MNIST, 784-800-10); "
-        "its accuracy loss is computed from its two accuracies",
+        "its accuracy loss as printed (ESL − dense; negative is a loss)",
         "ours: test accuracy as recorded in each model file"
         + (f" ({', '.join(data)} test split)" if data else "")
         + "; FLOPS = one operation per non-zero connection per inference; energy = FLOPS x the "

@@ -118,3 +118,7 @@ def esl_run() -> int:
 
 def esl_energy() -> int:
     return _launch("esl-energy", "esl_energy.cli")
+
+
+def esl_reproduce() -> int:
+    return _launch("esl-reproduce", "esl_reproduce.cli")

@@ -347,8 +347,10 @@ def train(
             x, y = data.train.x[idx].to(dev, non_blocking=True), data.train.y[idx].to(dev, non_blocking=True)
             out, loss = train_step(model, opt, x, y, cfg.clip_grad_norm, forward=forward, amp=cfg.amp)
             if sparsifier is not None:
+                t_update = time.perf_counter()
                 update = sparsifier.step()
                 if update:
+                    update["update_seconds"] = round(time.perf_counter() - t_update, 6)
                     if ctx.distributed:
                         update["sync_seconds"] = sync_sparsifier(ctx, sparsifier, opt)
                     state["log"].append({"kind": "mask_update", "step": state["global_step"],
