@@ -146,6 +146,11 @@ def test_lava_folders_with_bad_arrays_or_fields_are_one_line(model: Path, tmp_pa
     manifest["stages"][0]["neuron"]["dv"] = 3.0
     (out / "manifest.json").write_text(json.dumps(manifest))
     _one_line(capsys, run.main([str(out), "--samples", "4"]), "esl-run", "dv = 3.0 is out of range")
+    manifest["stages"][0]["neuron"]["dv"] = 0.5
+    for sources, words in (([1], "sources"), ([2], "sources"), ("x", "sources"), ([-1, 0], "its sources")):
+        manifest["stages"][1]["sources"] = sources  # itself, a later stage, junk, or too many columns
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        _one_line(capsys, run.main([str(out), "--samples", "4"]), "esl-run", words)
 
 
 # ------------------------------------------------------------------------------ IR folders

@@ -46,7 +46,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], fn: object, argv: list[s
 def test_export_writes_a_checked_framework_neutral_folder(exported: tuple[Path, Path]) -> None:
     model, out = exported
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "esl-snn/lava-network" and manifest["version"] == 1
+    assert manifest["format"] == "esl-snn/lava-network" and manifest["version"] == 2
     assert manifest["source"]["sha256"] == artifact.sha256_file(model)
     assert manifest["time"]["clock"] == "pipelined" and manifest["time"]["steps_per_sample"] == 4
     assert [s["neuron"]["type"] for s in manifest["stages"]] == ["lif", "readout"]

@@ -35,10 +35,16 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
     timing = (f"dt {art.time['dt']:.4g} tau_syn, {art.steps_per_sample} steps per digit"
               if art.kind == "single-spike" else f"T = {art.steps_per_sample} steps per digit")
     masked = sum(node.synapses() for node in source.graph.connections().values())
-    deployed = sum(s.nnz() for s in art.stages if not s.neuron.get("counts"))
-    return [f"wrote {out}: {source.label} as {len(art.stages)} Lava stages [{stages}], {timing}",
-            f"synapses: {masked:,} active in the masks, {deployed:,} deployed (zero weights dropped; pooling "
-            f"and convolution counted per unrolled connection)"]
+    relays = [s for s in art.stages if s.neuron.get("relay")]
+    deployed = sum(s.nnz() for s in art.stages if not (s.neuron.get("counts") or s.neuron.get("relay")))
+    lines = [f"wrote {out}: {source.label} as {len(art.stages)} Lava stages [{stages}], {timing}",
+             f"synapses: {masked:,} active in the masks, {deployed:,} deployed (zero weights dropped; "
+             f"pooling and convolution counted per unrolled connection)"]
+    if relays:
+        copies = sum(s.nnz() for s in relays)
+        lines.append(f"residual paths: {len(relays)} relay stages ({copies:,} identity synapses) delay each "
+                     f"shortcut to meet its block's second convolution")
+    return lines
 
 
 def _run_options(group: argparse._ArgumentGroup) -> None:

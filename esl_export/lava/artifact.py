@@ -8,10 +8,20 @@ A directory::
                        ``indices``, ``indptr``, ``shape``, zeros dropped; or ``dense``)
                        and ``bias`` if any; float64, plain arrays (no pickles)
 
-A *stage* is one connection process followed by one neuron population: the chain of
-linear nodes between two neuron layers of the lowered graph (Conv2d, AvgPool2d,
-Flatten, Affine) composed into one matrix in torch's flatten order. One matrix per
-stage keeps the delay at one step per neuron layer, whatever pooling sits between.
+A *stage* is one neuron population and the matrix that feeds it: the chain of linear
+nodes between two neuron layers of the lowered graph (Conv2d, AvgPool2d, Flatten,
+Affine) composed into one matrix in torch's flatten order. One matrix per stage keeps
+the delay at one step per neuron layer, whatever pooling sits between.
+
+A stage reads the spikes of its ``sources`` (earlier stages, −1 for the input; by
+default the stage before it), concatenated in that order: a residual block's output
+neurons read the block's second convolution and its shortcut (an identity, or a 1×1
+convolution, from the block's input neurons) through one matrix, and the Lava network
+gets one connection process per source, all into the same neurons. Paths of different
+lengths are aligned in time by *relay* stages (identity weights into LIF neurons with
+du = dv = 1 and vth = 0.5, which copy their input spikes one step later): a stage at
+depth d (its longest path from the input, in connection processes) reads every source
+through d − 1 − depth(source) relays, so all its inputs carry the same reference step.
 
 Neurons (``stage.neuron["type"]``):
 
@@ -26,10 +36,11 @@ Neurons (``stage.neuron["type"]``):
 Time (``manifest["time"]``):
 
 - ``clock = "pipelined"`` (LIF networks): each connection process delays by one
-  step, so stage k (1-based) works on the reference's step t − 1 − k at simulator
+  step, so a stage at depth d works on the reference's step t − 1 − d at simulator
   step t (1-based), and its neurons are reset at the first step of each sample,
-  ``t % T == (1 + k) % T``. Stage k's warm-up steps (t ≤ k) see no input but the
-  bias; that reset wipes whatever they did, so no bias gating is needed.
+  ``t % T == (1 + d) % T`` (d = k for the k-th stage of a chain, 1-based; the manifest
+  records each stage's ``delay``). Warm-up steps (t ≤ d) see no input but the bias;
+  that reset wipes whatever they did, so no bias gating is needed.
 - ``clock = "shared"`` (single-spike): the one-step delay of each connection is the
   model's own synaptic delay (a spike at step n charges the next layer from n + 1),
   so all layers run on one clock: sample s step n is simulator step s·P + n + 1,
@@ -65,7 +76,7 @@ from esl_export.graph import (
 )
 
 FORMAT = "esl-snn/lava-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: stages name their sources (residual networks); 1 is read as a chain
 MANIFEST = "manifest.json"
 
 
@@ -83,7 +94,8 @@ class Stage:
     neuron: dict[str, Any]  # type and parameters, see the module docstring
     graded_input: bool  # analog input (needs num_message_bits > 0), else binary spikes
     shape: tuple[int, ...]  # the neurons' shape
-    layer: str = ""  # the neuron node of the lowered graph (PyTorch's module name)
+    layer: str = ""  # the neuron node of the lowered graph (PyTorch's module name); "" for a relay
+    sources: tuple[int, ...] | None = None  # stages whose spikes it reads (-1: input); None: the one before
 
     @property
     def connection(self) -> str:
@@ -120,6 +132,29 @@ class Artifact:
     def steps_per_sample(self) -> int:
         return int(self.time["steps_per_sample"])
 
+    def sources(self, k: int) -> tuple[int, ...]:
+        """The stages stage k reads, in the order of its matrix's column blocks (−1: input)."""
+        src = self.stages[k].sources
+        return (k - 1,) if src is None else src
+
+    def source_size(self, j: int) -> int:
+        return self.n_in if j < 0 else self.stages[j].n_out
+
+    def depths(self) -> list[int]:
+        """Each stage's depth: connection processes on its longest path from the input."""
+        out: list[int] = []
+        for k in range(len(self.stages)):
+            out.append(1 + max((out[j] if j >= 0 else 0) for j in self.sources(k)))
+        return out
+
+    def column_blocks(self, k: int) -> list[tuple[int, int, int]]:
+        """(source, first column, end column) of stage k's matrix per source."""
+        blocks, start = [], 0
+        for j in self.sources(k):
+            blocks.append((j, start, start + self.source_size(j)))
+            start += self.source_size(j)
+        return blocks
+
     @property
     def n_in(self) -> int:
         return int(np.prod(self.input["shape"]))
@@ -152,41 +187,91 @@ def _node_matrix(node: Affine | Conv2d | AvgPool2d) -> tuple[sparse.csr_matrix, 
     return mat, bias
 
 
+RELAY = {"type": "lif", "du": 1.0, "dv": 1.0, "vth": 0.5, "reset": "zero", "compare": ">", "tau": 0.0,
+         "relay": True}
+
+
+def _chain(graph: Graph, name: str) -> tuple[str, sparse.csr_matrix | None, np.ndarray | None, bool,
+                                             list[str]]:
+    """Walk back from ``name`` through linear nodes to the neuron layer (or input) they read:
+    (that node, the composed matrix or None for an empty chain, the carried bias, whether the
+    chain is one fully connected Affine, the linear nodes' names from the source on)."""
+    chain = []
+    while not isinstance(graph.nodes[name], LIF | Readout | Input):
+        node = graph.nodes[name]
+        if not isinstance(node, Affine | Conv2d | AvgPool2d | Flatten) or len(graph.predecessors(name)) != 1:
+            raise GraphError(f"{name}: the LIF export cannot place a {type(node).__name__} node here")
+        chain.append(name)
+        name = graph.predecessors(name)[0]
+    mat: sparse.csr_matrix | None = None
+    bias: np.ndarray | None = None
+    linear = [c for c in reversed(chain) if not isinstance(graph.nodes[c], Flatten)]
+    dense = len(linear) == 1
+    for c in linear:  # from the source forward
+        node = graph.nodes[c]
+        assert isinstance(node, Affine | Conv2d | AvgPool2d)
+        m, b = _node_matrix(node)
+        dense = dense and isinstance(node, Affine) and bool(node.mask.all())
+        if mat is None:
+            mat, bias = m, b
+        else:  # y = m·(mat·x + bias) + b
+            carried = None if bias is None else m @ bias
+            bias = carried if b is None else (b if carried is None else carried + b)
+            mat = (m @ mat).tocsr()
+            mat.eliminate_zeros()
+    return name, mat, bias, dense, linear
+
+
 def stages_of_lif_graph(graph: Graph) -> list[Stage]:
-    """Fuse the linear chains of a LIF graph into stages (see the module docstring)."""
+    """One stage per neuron layer (see the module docstring), with relays where a residual
+    path is shorter than the other."""
     inp = graph.nodes[graph.input]
     assert isinstance(inp, Input)
     analog = inp.encoding.get("kind") in ("direct", "frames")
+    n_input = int(np.prod(inp.shape))
     stages: list[Stage] = []
-    mat: sparse.csr_matrix | None = None  # the pending linear chain, None = identity
-    bias: np.ndarray | None = None
-    dense_affine = True  # the chain is one Affine with every connection active
-    names: list[str] = []
+    index: dict[str, int] = {graph.input: -1}
+    depth: dict[int, int] = {-1: 0}
+    relays: dict[tuple[int, int], int] = {}  # (source, steps of delay) -> relay stage
+
+    def size(j: int) -> int:
+        return n_input if j < 0 else stages[j].n_out
+
+    def delayed(j: int, steps: int) -> int:
+        """The stage carrying source j's spikes ``steps`` steps later (a chain of relays)."""
+        if steps == 0:
+            return j
+        if (j, steps) not in relays:
+            if j < 0 and analog:
+                raise GraphError("a residual path reads the analog input directly; it cannot be delayed")
+            prev = delayed(j, steps - 1)
+            shape = tuple(inp.shape) if prev < 0 else stages[prev].shape
+            label = stages[j].layer if j >= 0 else "input"
+            eye = sparse.identity(size(prev), np.float64, format="csr")
+            stages.append(Stage(f"relay:{label}:{steps}", eye, None, dict(RELAY), False, shape, "", (prev,)))
+            depth[len(stages) - 1] = depth[prev] + 1
+            relays[(j, steps)] = len(stages) - 1
+        return relays[(j, steps)]
+
     for name, node in list(graph.nodes.items())[1:]:
+        if not isinstance(node, LIF | Readout):
+            continue
         preds = graph.predecessors(name)
         if len(preds) != 1:
-            raise GraphError(f"{name}: the Lava export handles chains only ({type(node).__name__} "
-                             f"with {len(preds)} inputs; residual Add nodes are not supported yet)")
-        if isinstance(node, Add):
-            raise GraphError(f"{name}: residual Add nodes are not supported by the Lava export yet")
-        if isinstance(node, Flatten):
-            continue
-        if isinstance(node, Affine | Conv2d | AvgPool2d):
-            m, b = _node_matrix(node)
-            dense_affine = dense_affine and mat is None and isinstance(node, Affine) and bool(node.mask.all())
-            if mat is None:
-                mat, bias = m, b
-            else:  # y = m·(mat·x + bias) + b
-                carried = None if bias is None else m @ bias
-                bias = carried if b is None else (b if carried is None else carried + b)
-                mat = (m @ mat).tocsr()
-                mat.eliminate_zeros()
-            names.append(name)
-            continue
-        if not isinstance(node, LIF | Readout):
-            raise GraphError(f"{name}: the LIF export cannot place a {type(node).__name__} node")
-        if mat is None:
+            raise GraphError(f"{name}: a neuron layer with {len(preds)} inputs")
+        residual = isinstance(graph.nodes[preds[0]], Add)
+        parts = [_chain(graph, p) for p in (graph.predecessors(preds[0]) if residual else preds)]
+        if not residual and parts[0][1] is None:
             raise GraphError(f"{name}: a neuron layer without a connection before it")
+        d = 1 + max(depth[index[src]] for src, *_ in parts)
+        srcs = [delayed(index[src], d - 1 - depth[index[src]]) for src, *_ in parts]
+        blocks, bias = [], None
+        for j, (_, mat, b, _, _) in zip(srcs, parts, strict=True):
+            blocks.append(sparse.identity(size(j), np.float64, format="csr") if mat is None else mat)
+            if b is not None:
+                bias = b if bias is None else bias + b
+        weight_csr = sparse.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0].tocsr()
+        weight_csr.sort_indices()
         if isinstance(node, LIF):
             if node.reset != "zero":
                 raise GraphError(f"{name}: Lava's LIF resets to zero, not {node.reset!r}")
@@ -194,12 +279,16 @@ def stages_of_lif_graph(graph: Graph) -> list[Stage]:
                       "compare": ">", "tau": node.tau}
         else:
             neuron = {"type": "readout"}
-        mat.sort_indices()
-        weight: sparse.csr_matrix | np.ndarray = np.asarray(mat.todense()) if dense_affine else mat
-        stages.append(Stage("+".join(names), weight, bias, neuron, analog if not stages else False,
-                            tuple(node.output_shape), name))
-        mat, bias, dense_affine, names = None, None, True, []
-    if mat is not None or not stages:
+        dense_affine = len(parts) == 1 and parts[0][3]
+        weight: sparse.csr_matrix | np.ndarray = (np.asarray(weight_csr.todense()) if dense_affine
+                                                  else weight_csr)
+        label = "+".join(n for part in parts for n in part[4]) or name
+        chain_sources = None if srcs == [len(stages) - 1] else tuple(srcs)
+        stages.append(Stage(label, weight, bias, neuron, analog and srcs == [-1], tuple(node.output_shape),
+                            name, chain_sources))
+        index[name] = len(stages) - 1
+        depth[len(stages) - 1] = d
+    if not stages:
         raise GraphError("the LIF export expects the graph to end with a Readout or a LIF layer")
     if stages[-1].neuron["type"] != "readout":  # ends in spiking neurons: a readout counts their spikes
         last = stages[-1]
@@ -251,14 +340,16 @@ def from_graph(graph: Graph, source: dict[str, Any], dt: float = sdt.DEFAULT_DT,
 # ----------------------------------------------------------------- files
 
 
-def _stage_entry(k: int, stage: Stage, file: str, pipelined: bool) -> dict[str, Any]:
+def _stage_entry(art: Artifact, k: int, file: str, depth: int) -> dict[str, Any]:
+    stage = art.stages[k]
     return {"name": stage.name, "layer": stage.layer, "file": file, "connection": stage.connection,
+            "sources": list(art.sources(k)),
             "weight_shape": [stage.n_out, stage.n_in], "nnz": stage.nnz(),
             "density": stage.nnz() / max(1, stage.n_out * stage.n_in),
             "bias": stage.bias is not None, "graded_input": stage.graded_input,
             "shape": list(stage.shape), "neuron": stage.neuron,
             # steps this stage's sample windows lag the source (see "time")
-            "delay": k + 1 if pipelined else 0}
+            "delay": depth}
 
 
 def write(art: Artifact, out_dir: str | Path) -> Path:
@@ -266,6 +357,8 @@ def write(art: Artifact, out_dir: str | Path) -> Path:
     place, so a crash never leaves a half-written export where a good one was."""
     with export_folder(out_dir, MANIFEST, FORMAT, "Lava export", ArtifactError) as tmp:
         entries, files = [], {}
+        pipelined = art.time.get("clock") == "pipelined"
+        depths = art.depths()
         for k, stage in enumerate(art.stages):
             fname = f"stage_{k:02d}.npz"
             arrays: dict[str, np.ndarray] = {}
@@ -280,7 +373,7 @@ def write(art: Artifact, out_dir: str | Path) -> Path:
             with open(tmp / fname, "wb") as f:
                 np.savez(f, **arrays)
             files[fname] = sha256_file(tmp / fname)
-            entries.append(_stage_entry(k, stage, fname, art.time.get("clock") == "pipelined"))
+            entries.append(_stage_entry(art, k, fname, depths[k] if pipelined else 0))
         manifest = {
             "format": FORMAT, "version": FORMAT_VERSION, "backend": "lava", "kind": art.kind,
             "source": art.source, "input": art.input, "time": art.time, "stages": entries,
@@ -350,8 +443,8 @@ def read(path: str | Path) -> Artifact:
             raise ValueError("input shape")
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(mpath, f"malformed manifest (field {exc})") from None
-    stages = []
-    n_prev = int(np.prod(shape))
+    stages: list[Stage] = []
+    n_input = int(np.prod(shape))
     for k, entry in enumerate(entries):
         try:
             fname = str(entry["file"])
@@ -369,21 +462,38 @@ def read(path: str | Path) -> Artifact:
             out_shape = tuple(int(s) for s in entry["shape"])
             if not isinstance(entry["graded_input"], bool) or not isinstance(entry["neuron"], dict):
                 raise ValueError("graded_input or neuron")
+            sources = _sources(entry.get("sources"), k, kind)
             stage = Stage(str(entry["name"]), weight, bias, dict(entry["neuron"]),
-                          entry["graded_input"], out_shape, str(entry.get("layer", "")))
+                          entry["graded_input"], out_shape, str(entry.get("layer", "")),
+                          None if sources == (k - 1,) else sources)
         except ArtifactError:
             raise
         except (KeyError, TypeError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             msg = " ".join(str(exc).split())[:120] or type(exc).__name__
             raise _fail(path, f"stage {k}: unreadable ({msg})") from None
-        if stage.n_in != n_prev or stage.n_out != int(np.prod(out_shape)) or (
+        n_src = sum(n_input if j < 0 else stages[j].n_out for j in sources)
+        if stage.n_in != n_src or stage.n_out != int(np.prod(out_shape)) or (
                 bias is not None and bias.shape != (stage.n_out,)):
-            raise _fail(path, f"stage {k} ({stage.name}): weight {stage.weight.shape} does not fit the "
-                              f"layer before ({n_prev}) or its neurons {out_shape}")
+            raise _fail(path, f"stage {k} ({stage.name}): weight {stage.weight.shape} does not fit its "
+                              f"sources ({n_src} values) or its neurons {out_shape}")
+        if any(j >= 0 and stages[j].neuron.get("type") == "readout" for j in sources):
+            raise _fail(path, f"stage {k}: reads a readout stage, which sends no spikes")
         _check_neuron(path, k, stage.neuron, kind, last=k == len(entries) - 1)
-        n_prev = stage.n_out
         stages.append(stage)
     return Artifact(kind, stages, inp, time, source, manifest)
+
+
+def _sources(value: Any, k: int, kind: str) -> tuple[int, ...]:
+    """A stage's sources from the manifest: absent (format 1) means the stage before."""
+    if value is None:
+        return (k - 1,)
+    if not isinstance(value, list) or not value or any(
+            isinstance(j, bool) or not isinstance(j, int) or not -1 <= j < k for j in value) \
+            or len(set(value)) != len(value):
+        raise ValueError(f"sources {value!r}"[:80])
+    if kind == "single-spike" and value != [k - 1]:
+        raise ValueError("sources: the single-spike network is a chain")
+    return tuple(value)
 
 
 #: the most memory a stage file's arrays may take once loaded

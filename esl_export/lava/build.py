@@ -198,7 +198,8 @@ class LavaNetwork:
         self.period = art.steps_per_sample
         pipelined = art.time.get("clock") == "pipelined"
         # the last stage finishes sample N-1 `depth` steps after the source sent it
-        self.depth = len(art.stages) if pipelined else 0
+        self.depths = art.depths()
+        self.depth = self.depths[-1] if pipelined else 0
         self.total_steps = inputs.n_samples * self.period + self.depth
         self._build(connections, pipelined)
 
@@ -226,26 +227,31 @@ class LavaNetwork:
         self.conns: list[Any] = []
         self.neurons: list[Any] = []
         self.extractors: dict[str, Any] = {}
-        port = self.source.s_out
+        ports: dict[int, Any] = {-1: self.source.s_out}  # who sends the spikes a stage reads
         for k, stage in enumerate(self.art.stages):
             fx = self.fixed[k] if self.fixed is not None else None
             weight = fx.weight if fx is not None else stage.weight
             kind = stage.connection if connections == "auto" else connections
-            kwargs: dict[str, Any] = {"num_message_bits": 8 if stage.graded_input else 0}
-            if fx is not None:
-                kwargs["weight_exp"] = fx.weight_exp
-            if kind == "dense":
-                dense = weight if isinstance(weight, np.ndarray) else np.asarray(weight.todense())
-                conn = Dense(weights=dense, **kwargs)
-            else:
-                csr = sparse.csr_matrix(weight)
-                csr.eliminate_zeros()
-                conn = Sparse(weights=csr, **kwargs)
+            conns = []
+            for j, a, b in self.art.column_blocks(k):  # one connection process per source
+                kwargs: dict[str, Any] = {"num_message_bits": 8 if stage.graded_input and j < 0 else 0}
+                if fx is not None:
+                    kwargs["weight_exp"] = fx.weight_exp
+                whole = a == 0 and b == stage.n_in
+                block = weight if whole else (weight[:, a:b] if isinstance(weight, np.ndarray)
+                                              else sparse.csr_matrix(weight)[:, a:b])
+                if kind == "dense":
+                    dense = block if isinstance(block, np.ndarray) else np.asarray(block.todense())
+                    conns.append((j, Dense(weights=dense, **kwargs)))
+                else:
+                    csr = sparse.csr_matrix(block)
+                    csr.eliminate_zeros()
+                    conns.append((j, Sparse(weights=csr, **kwargs)))
             typ = stage.neuron["type"]
             shape = (stage.n_out,)
             if typ == "lif":
-                # stage k+1 (1-based) receives sample s at step s·P + 1 + (k+1): reset there
-                offset = (k + 2) % self.period if pipelined else 1 % self.period
+                # a stage at depth d receives sample s at step s·P + 1 + d: reset there
+                offset = (self.depths[k] + 1) % self.period if pipelined else 1 % self.period
                 if fx is not None:
                     params = {"du": fx.du, "dv": fx.dv, "vth": fx.vth,
                               "bias_mant": 0 if fx.bias_mant is None else fx.bias_mant,
@@ -271,16 +277,17 @@ class LavaNetwork:
                     bias = stage.bias if stage.bias is not None else 0.0
                 neuron = Readout(shape=shape, bias=bias, period=self.period,
                                  delay=self.depth if pipelined else 0, n_samples=n)
-            port.connect(conn.s_in)
-            conn.a_out.connect(neuron.a_in)
+            for j, conn in conns:
+                ports[j].connect(conn.s_in)
+                conn.a_out.connect(neuron.a_in)
             if self.record:
                 ext = Extractor(shape=shape, buffer_size=self.total_steps + 1)
-                (conn.a_out if typ == "readout" else neuron.s_out).connect(ext.in_port)
+                (conns[0][1].a_out if typ == "readout" else neuron.s_out).connect(ext.in_port)
                 self.extractors[stage.layer or stage.name] = ext
-            self.conns.append(conn)
+            self.conns += [conn for _, conn in conns]
             self.neurons.append(neuron)
             if typ != "readout":
-                port = neuron.s_out
+                ports[k] = neuron.s_out
 
     def run_cfg(self) -> Any:
         from lava.magma.core.run_configs import Loihi2SimCfg
