@@ -347,3 +347,30 @@ def test_the_readout_unit_is_calibrated_on_the_model_so_small_logits_still_spike
     silent = {u: float((r.sim.counts.sum(axis=1) == 0).mean()) for u, r in runs.items()}
     assert silent["2"] > 0.5 and silent["auto"] < 0.05, silent
     assert runs["auto"].agreement is not None and runs["auto"].agreement > runs["2"].agreement
+
+
+def test_a_tiny_rate_coded_vggsnn_goes_onto_cores(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Convolutions unrolled onto crossbars (pooling fused into the next layer, as in the
+    Lava export), validated on load and run by the same simulator; a residual network is
+    refused with one line."""
+    from esl_export import run
+
+    torch.manual_seed(0)
+    arch = {"name": "vggsnn", "in_shape": [1, 28, 28], "num_classes": 10, "width": 1 / 64, "T": 2,
+            "encoding": "rate"}
+    path = tmp_path / "vgg.pt"
+    save_checkpoint(make_checkpoint(build_model(arch).eval(), {}), path)
+    assert cli.main([str(path), "--target", "truenorth", "-o", str(tmp_path / "tn")]) == 0
+    out = capsys.readouterr().out
+    layers = [line.split(":")[0].strip() for line in out.splitlines() if line.startswith("  ")]
+    assert layers == ["features.0.conv", "features.1.conv", "features.2+features.3.conv", "features.4.conv",
+                      "features.5+features.6.conv", "features.7.conv", "features.8+features.9.conv",
+                      "features.10.conv", "features.11+classifier"]
+    assert run.main([str(tmp_path / "tn"), "--samples", "5"]) == 0
+    assert "IR simulator: accuracy" in capsys.readouterr().out
+    res = {"name": "resnet19", "in_shape": [1, 28, 28], "num_classes": 10, "width": 1 / 64, "T": 2,
+           "encoding": "rate"}
+    save_checkpoint(make_checkpoint(build_model(res).eval(), {}), tmp_path / "res.pt")
+    assert cli.main([str(tmp_path / "res.pt"), "--target", "truenorth", "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "residual networks" in err

@@ -1,4 +1,8 @@
-"""Lowering a LIF MLP graph (Input → (Affine → LIF)* → Affine → Readout) onto cores.
+"""Lowering a rate-coded LIF network onto cores: an MLP (Input → (Affine → LIF)* → Affine →
+Readout) or a chain of convolutions (VGGSNN), whose every linear chain between two neuron
+layers (Conv2d and AvgPool2d unrolled in torch's flatten order, pooling fused into the next
+layer, as the Lava export does) becomes one sparse Affine layer placed like an MLP's.
+Residual networks (two paths into one layer) are refused.
 
 Quantisation (per neuron j of every Affine layer)
     Ternary with a per-neuron scale (TWN): ``δ_j = 0.7·mean|w_j|`` over the non-zero
@@ -66,8 +70,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
-from esl_export.graph import LIF, Affine, Flatten, Graph, GraphError, Readout
+from esl_export.graph import LIF, Affine, Graph, GraphError, Readout, SingleSpikeIF
 from esl_export.truenorth.ir import (
     NO_FLOOR,
     RESET_LINEAR,
@@ -182,28 +187,39 @@ def place_direct(layer: Layer, src: list[Any], slots: list[list[Any]], g: Geomet
     if any(len(need[j]) > g.axons or len(slots[j]) > g.neurons for j in live):
         return None
     kid = {k: i for i, k in enumerate(dict.fromkeys(k for j in live for k, _ in need[j]))}
-    use = np.zeros((len(live), len(kid)), np.float32)  # neuron × axon key
-    for r, j in enumerate(live):
-        use[r, [kid[k] for k, _ in need[j]]] = 1
-    width = use.sum(1)
+    rows = np.repeat(np.arange(len(live)), [len(need[j]) for j in live])
+    cols = np.fromiter((kid[k] for j in live for k, _ in need[j]), np.int64, len(rows))
+    # neuron × axon key, sparse: a conv layer's neurons each touch a small window of keys
+    use = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(live), len(kid)))
+    use_cols = use.tocsc()
+    width = np.asarray(use.sum(1), np.float32).ravel()
     n_slots = np.array([len(slots[j]) for j in live])
     left = np.ones(len(live), bool)
     cores: list[Core] = []
     while left.any():
-        core, have = Core(), np.zeros(len(kid), np.float32)
+        core, have, n_have = Core(), np.zeros(len(kid), bool), 0
+        new = width.copy()  # axons each neuron would add to this core
         free, first = g.neurons, True
         while True:
-            new = use @ (1 - have)  # axons each neuron would add
-            fits = left & (have.sum() + new <= g.axons) & (n_slots <= free)
+            fits = left & (n_have + new <= g.axons) & (n_slots <= free)
             if not fits.any():
                 break
             # the widest neuron opens a core; afterwards the fewest new axons, widest first
-            r = int(np.argmax(np.where(fits, width, -1))) if first else \
-                int(np.lexsort((-width, np.where(fits, new, np.inf)))[0])
+            # (then the lowest index)
+            if first:
+                r = int(np.argmax(np.where(fits, width, -1)))
+            else:
+                fewest = new[fits].min()
+                r = int(np.argmax(np.where(fits & (new == fewest), width, -1)))
             first = False
             j = live[r]
             left[r] = False
-            have = np.maximum(have, use[r])
+            keys = use.indices[use.indptr[r]:use.indptr[r + 1]]
+            added = keys[~have[keys]]
+            if len(added):
+                have[added] = True
+                n_have += len(added)
+                new -= np.asarray(use_cols[:, added].sum(1), np.float32).ravel()
             free -= len(slots[j])
             for key, kind in need[j]:
                 core.axon(key, kind)
@@ -290,6 +306,33 @@ def place_partial(layer: Layer, src: list[Any], slots: list[list[Any]], g: Geome
     return cores
 
 
+def layer_pairs(graph: Graph) -> list[tuple[str, Affine, LIF | Readout]]:
+    """The graph as a chain of (connection, neurons) pairs: every linear chain between two
+    neuron layers (Affine, or Conv2d and AvgPool2d unrolled in torch's flatten order, fused
+    with any pooling before them) becomes one Affine, as the Lava export's stages do."""
+    from esl_export.lava.artifact import stages_of_lif_graph
+
+    inp = graph.nodes[graph.input]
+    enc = inp.encoding  # type: ignore[union-attr]
+    if enc.get("kind") != "rate":
+        raise GraphError(f"TrueNorth takes spikes: the model's input encoding is {enc.get('kind')!r}; "
+                         f"train with --encoding rate")
+    if any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
+        raise GraphError("the TrueNorth target lowers rate-coded LIF networks, not the single-spike network")
+    stages = stages_of_lif_graph(graph)
+    if any(st.sources is not None for st in stages):
+        raise GraphError("residual networks (two paths into one layer) are not lowered onto cores")
+    if stages[-1].neuron.get("counts"):  # a graph ending in a LIF layer: its spikes are the output
+        stages = stages[:-1]
+    pairs: list[tuple[str, Affine, LIF | Readout]] = []
+    for st in stages:
+        weight = st.weight if isinstance(st.weight, np.ndarray) else np.asarray(st.weight.todense())
+        neuron = graph.nodes[st.layer]
+        assert isinstance(neuron, LIF | Readout)
+        pairs.append((st.name, Affine(weight, st.bias, weight != 0), neuron))
+    return pairs
+
+
 def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit: float = 2.0,
                 drain: int = 64, mode: str = "auto", quantum: int = QUANTUM) -> CoreIR:
     """Place a LIF MLP graph on cores (see the module docstring). A graph that ends in a
@@ -298,26 +341,13 @@ def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit:
     if g.axon_types < 4 or not 0 <= quantum < (1 << (g.weight_bits - 1)):
         raise IRError(f"geometry {g}: needs 4 axon types and a partial quantum in 0..255 (0: per neuron), "
                       f"got {quantum}")
-    names = [n for n, v in graph.nodes.items() if not isinstance(v, Flatten)]  # a reshape of a chain
-    inp = graph.nodes[names[0]]
-    enc = inp.encoding  # type: ignore[union-attr]
-    if enc.get("kind") != "rate":
-        raise GraphError(f"TrueNorth takes spikes: the model's input encoding is {enc.get('kind')!r}; "
-                         f"train with --encoding rate")
-    pairs: list[tuple[str, Affine, LIF | Readout]] = []
-    for a, b in zip(names[1::2], names[2::2], strict=False):
-        na, nb = graph.nodes[a], graph.nodes[b]
-        if not isinstance(na, Affine) or not isinstance(nb, LIF | Readout):
-            raise GraphError(f"the TrueNorth target lowers LIF MLPs (Affine → LIF … → Readout); "
-                             f"found {type(na).__name__} → {type(nb).__name__} at {a}")
-        pairs.append((a, na, nb))
-    if len(names) != 1 + 2 * len(pairs) or not pairs:
-        raise GraphError("the TrueNorth target lowers LIF MLPs ending in a Readout or a LIF layer")
+    pairs = layer_pairs(graph)
     if isinstance(pairs[-1][2], LIF):
         drain = 0  # the output layer's own spikes are the counts: nothing to drain
+    enc = graph.nodes[graph.input].encoding  # type: ignore[union-attr]
     T = int(enc["T"])
     layers = [quantise(aff, nrn, readout_unit, g.weight_bits, quantum, g.axons) for _, aff, nrn in pairs]
-    n_data = pairs[0][1].weight.shape[1]
+    n_data = int(pairs[0][1].weight.shape[1])
     n_layers = len(layers)
     # place from the readout back, so each layer knows how many axons consume its neurons
     placed: list[list[Core]] = [[] for _ in layers]

@@ -24,7 +24,8 @@ logits ``[T, B, classes]`` (see ``LIFMLP`` for the Lava equivalent).
 Input (``in_shape``):
 
 - ``[C, H, W]``: static images, direct encoding — the analog image enters the first conv
-  at each of the ``T`` steps;
+  at each of the ``T`` steps — or, with ``encoding: "rate"``, Bernoulli spikes with
+  p = pixel drawn each step (spike input, as TrueNorth-style cores need);
 - ``[T, C, H, W]``: event frames (e.g. DVS-CIFAR10 ``[10, 2, 48, 48]``); the data's time
   axis is the time steps, so ``T`` is ``in_shape[0]`` (an ``arch["T"]`` that differs is
   an error).  ``forward`` takes ``[B, T, C, H, W]``.
@@ -96,11 +97,11 @@ def _conv_arch(arch: dict[str, Any] | None, name: str, in_shape: list[int]) -> d
         full["T"] = full["in_shape"][0]
     elif full["T"] is None:
         full["T"] = _STATIC_T
-    kind = "frames" if frames else "direct"
-    if full["encoding"] is not None and full["encoding"] != kind:
-        raise ValueError(f"in_shape {full['in_shape']} means encoding {kind!r}, "
+    kinds = ("frames",) if frames else ("direct", "rate")
+    if full["encoding"] is not None and full["encoding"] not in kinds:
+        raise ValueError(f"in_shape {full['in_shape']} takes encoding {' or '.join(map(repr, kinds))}, "
                          f"got {full['encoding']!r}")
-    full["encoding"] = kind
+    full["encoding"] = full["encoding"] or kinds[0]
     as_int(full, "num_classes")
     as_float(full, "width", positive=True)
     check_neuron_keys(full)
@@ -122,7 +123,8 @@ class _ConvNet(LIFNet):
                              f"takes {list(want)}")
         if self.encoding_kind == "frames":
             return x.transpose(0, 1)
-        return x.unsqueeze(0).expand(self.n_steps, *x.shape)
+        seq = x.unsqueeze(0).expand(self.n_steps, *x.shape)
+        return torch.bernoulli(seq.clamp(0.0, 1.0)) if self.encoding_kind == "rate" else seq
 
     def _channels(self, c: int) -> int:
         return _scaled(c, self.arch["width"])
