@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--clip-grad-norm", type=float, default=None)
     h.add_argument("--weight-decay", type=float, default=None)
     h.add_argument("--save-every", type=int, default=50, help="steps between resume snapshots")
+    h.add_argument("--weights", choices=("float", "ternary"), default="float",
+                   help="ternary: train through per-neuron ternary weights (±alpha, 0; straight-through "
+                        "gradients), as TrueNorth-style cores hold them; model.pt stores them")
     e = p.add_argument_group(
         "ESL sparse training (on with --eps or --density)",
         "Prune the fraction alpha_t = alpha/2*(1+cos(t*pi/T_end)) of each sparse layer's active "
@@ -151,6 +154,7 @@ def config_from_args(args: argparse.Namespace, recipe: dict[str, Any]) -> TrainC
         save_every=args.save_every,
         dataset=args.data,
         amp=args.amp,
+        weights=args.weights,
     )
 
 

@@ -40,6 +40,7 @@ from esl_train.data import Split, Splits
 from esl_train.distributed import Context, all_sum, barrier, gather, shard, sync_sparsifier
 from esl_train.models import SNNModel, build_model
 from esl_train.resume_file import ResumeError, check_resume
+from esl_train.ternary import WEIGHTS, ternary_weights
 
 
 @dataclass
@@ -58,6 +59,7 @@ class TrainConfig:
     eval_batch_size: int = 500
     dataset: str = "mnist-embedded"
     amp: bool = False  # bfloat16 autocast for the forward pass (the conv models' opt-in)
+    weights: str = "float"  # float | ternary (esl_train.ternary: trained as the cores hold them)
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -165,24 +167,33 @@ def make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
 
 def train_step(model: SNNModel, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                clip_grad_norm: float | None = None, *, forward: Callable[[torch.Tensor], torch.Tensor] | None
-               = None, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               = None, amp: bool = False, ternary: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step (forward, loss, backward, clipping, update); returns the
     output and the loss. The loop and the benchmarks time this same step. ``forward`` is
-    the model as called (its DistributedDataParallel wrapper in a distributed run)."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        out = (forward or model)(x)
-        loss = model.loss(out, y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
+    the model as called (its DistributedDataParallel wrapper in a distributed run);
+    ``ternary`` runs forward and backward on ternary weights and updates the latent ones."""
+    with ternary_weights(model, ternary):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            out = (forward or model)(x)
+            loss = model.loss(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
     if clip_grad_norm:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
     opt.step()
     return out, loss
 
 
-@torch.no_grad()
 def evaluate(model: SNNModel, split: Split, batch_size: int = 500, ctx: Context | None = None,
-             amp: bool = False) -> tuple[float, float]:
+             amp: bool = False, ternary: bool = False) -> tuple[float, float]:
+    """``_evaluate`` with the model's weights ternary when ``ternary``."""
+    with ternary_weights(model, ternary):
+        return _evaluate(model, split, batch_size, ctx, amp)
+
+
+@torch.no_grad()
+def _evaluate(model: SNNModel, split: Split, batch_size: int = 500, ctx: Context | None = None,
+              amp: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy of a model on a split (eval mode), on the model's device; in
     a distributed run each rank takes every N-th sample and the sums are all-reduced."""
     ctx = ctx or Context()
@@ -261,6 +272,9 @@ def train(
         raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the {ctx.world} processes "
                          f"(it is the global batch)")
     local_batch = cfg.batch_size // ctx.world
+    if cfg.weights not in WEIGHTS:
+        raise ValueError(f"unknown weights {cfg.weights!r}; choose {' or '.join(WEIGHTS)}")
+    ternary = cfg.weights == "ternary"
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(arch).to(dev)
     opt = make_optimizer(cfg, model.parameters())
@@ -345,7 +359,8 @@ def train(
             i = state["step_in_epoch"] * local_batch
             idx = order[i : i + local_batch]
             x, y = data.train.x[idx].to(dev, non_blocking=True), data.train.y[idx].to(dev, non_blocking=True)
-            out, loss = train_step(model, opt, x, y, cfg.clip_grad_norm, forward=forward, amp=cfg.amp)
+            out, loss = train_step(model, opt, x, y, cfg.clip_grad_norm, forward=forward, amp=cfg.amp,
+                                   ternary=ternary)
             if sparsifier is not None:
                 t_update = time.perf_counter()
                 update = sparsifier.step()
@@ -372,7 +387,7 @@ def train(
                 raise Interrupted(f"stopped after {steps_this_call} steps")
         bar.close()
         train_seconds = time.perf_counter() - t0
-        val_loss, val_acc = evaluate(model, data.val, cfg.eval_batch_size, ctx, cfg.amp)
+        val_loss, val_acc = evaluate(model, data.val, cfg.eval_batch_size, ctx, cfg.amp, ternary)
         loss_sum, correct, seen = all_sum(ctx, [float(sums[k]) for k in SUMS])
         row = {
             "kind": "epoch", "epoch": epoch + 1, "step": state["global_step"], "lr": lr,
@@ -404,7 +419,7 @@ def train(
 
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
-    _, test_acc = evaluate(model, data.test, cfg.eval_batch_size, ctx, cfg.amp)
+    _, test_acc = evaluate(model, data.test, cfg.eval_batch_size, ctx, cfg.amp, ternary)
     meta = {
         "dataset": data.name,
         "seed": cfg.seed,
@@ -416,12 +431,13 @@ def train(
         "esl": sparsifier.describe() if sparsifier else None,
         **cfg.extra_meta,
     }
-    ckpt = make_checkpoint(
-        model,
-        masks=state.get("best_masks") if sparsifier else None,
-        explored=state.get("best_explored") if sparsifier else None,
-        meta=meta,
-    )
+    with ternary_weights(model, ternary):  # the file holds the weights the model computed with
+        ckpt = make_checkpoint(
+            model,
+            masks=state.get("best_masks") if sparsifier else None,
+            explored=state.get("best_explored") if sparsifier else None,
+            meta=meta,
+        )
     if ctx.main:
         save_checkpoint(ckpt, paths["model"])
     state["done"] = True

@@ -56,6 +56,10 @@ def summary_lines(ir: CoreIR) -> list[str]:
                      f"ternary synapses, {lay['partial_neurons']} partial-sum neurons, {lay['replicas']} "
                      f"replicas; weight error {q['weight_rel_rms']:.3f} relative RMS, "
                      f"{100 * q['zeroed_fraction']:.1f}% of weights zeroed")
+    worst = max(q["weight_rel_rms"] for q in rep["quantisation"]["layers"])
+    if worst > 0.01:  # a float-trained model: the cores compute with rounded weights
+        lines.append(f"  the weights were rounded to ternary (up to {worst:.3f} relative RMS error); a model "
+                     f"trained with esl-train --weights ternary deploys exactly")
     return lines
 
 
