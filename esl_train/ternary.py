@@ -40,8 +40,9 @@ def ternarize(w: torch.Tensor) -> torch.Tensor:
 
 
 def connection_weights(model: nn.Module) -> list[torch.Tensor]:
-    if hasattr(model, "connection_weights"):
-        return list(model.connection_weights().values())
+    named = getattr(model, "connection_weights", None)
+    if callable(named):
+        return list(named().values())
     return [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
 
 
