@@ -149,11 +149,10 @@ def sync_sparsifier(ctx: Context, sparsifier: Any, optimizer: torch.optim.Optimi
     if not ctx.distributed:
         return 0.0
     t0 = time.perf_counter()
-    for name, pools in sparsifier.pools.items():  # core-aware input pools (fixed after the start)
+    for name, pools in list(sparsifier.pools.items()):  # core-aware input pools (fixed after the start)
         broadcast_(ctx, pools.members)
         broadcast_(ctx, pools.of_output)
-        sparsifier.allowed[name] = pools.allowed(sparsifier.params[name].shape[1]).to(
-            sparsifier.params[name].device)
+        sparsifier._set_pools(name, pools)
     for name, p in sparsifier.params.items():
         broadcast_(ctx, sparsifier.masks[name])
         broadcast_(ctx, sparsifier.explored[name])

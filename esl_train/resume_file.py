@@ -138,7 +138,9 @@ def _sparsifier(saved: Any, sparsifier: Any) -> None:
         from esl_train.esl.pools import Pools  # only core-aware runs have pools
 
         allowed = Pools(p["members"].long(), p["of_output"].long()).allowed(bound["members"])
-        if bool((saved["masks"][n] & ~allowed).any()):
+        mask = saved["masks"][n]
+        allowed = allowed.view(*allowed.shape, *[1] * (mask.dim() - 2)).expand(mask.shape)
+        if bool((mask & ~allowed).any()):
             raise ResumeError(f"sparsifier.masks[{n}]: has connections outside its input pools")
 
 

@@ -494,8 +494,20 @@ def test_core_aware_masks_refuse_what_does_not_fit() -> None:
     with pytest.raises(ValueError, match="do not fit pools of 5 inputs"):
         ESLSparsifier(model, opt, ESLConfig(eps=6, pool_size=5, sparse_layers=["fc"], verbose=False))
     conv = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3))
-    with pytest.raises(ValueError, match="for Linear layers"):
+    with pytest.raises(ValueError, match="do not fit pools of 1 inputs"):  # 10 // 9: one input channel
         ESLSparsifier(conv, torch.optim.Adam(conv.parameters()),
-                      ESLConfig(eps=2, pool_size=10, sparse_layers=["all"], verbose=False))
+                      ESLConfig(eps=4, pool_size=10, sparse_layers=["all"], verbose=False))
+
+
+def test_core_aware_conv_masks_keep_each_output_channel_on_its_input_channel_pool() -> None:
+    """A conv's pools are input channels, sized by the pixels one channel stands for (k², times
+    a fused pooling window): pool_size 40 and 3×3 kernels give 4 input channels per output."""
+    conv = nn.Sequential(nn.Conv2d(8, 16, 3), nn.Conv2d(16, 16, 3))
+    sp = ESLSparsifier(conv, torch.optim.Adam(conv.parameters()),
+                       ESLConfig(eps=1, pool_size=40, sparse_layers=["all"], verbose=False))
+    for name, mask in sp.masks.items():
+        channels = mask.any(dim=(2, 3)).sum(dim=1)  # input channels each output channel reads
+        assert int(channels.max()) <= 4 and sp.pools[name].size == 4, name
+        assert not bool((mask & ~sp.allowed[name]).any())
     with pytest.raises(ValueError, match="pool_size"):
         ESLConfig(eps=1, pool_size=0)

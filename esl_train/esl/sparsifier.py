@@ -193,19 +193,26 @@ class ESLSparsifier:
         self.init_counts: dict[str, int] = {}
         self.pools: dict[str, Pools] = {}
         self.allowed: dict[str, torch.Tensor] = {}  # core-aware: where connections may be
+        # core inputs each input of a layer stands for (a conv's input channel: its kernel's
+        # pixels, times the pooling window fused in front of it; see pools.py)
+        fan = getattr(model, "core_inputs_per_input", None)
+        per_input: dict[str, int] = fan() if callable(fan) else {}
         for n, shape in shapes.items():
             count = math.prod(shape) if math.isinf(eps) else er_count(shape, eps)
             if config.pool_size is not None:
-                if len(shape) != 2:
-                    raise ValueError(f"core-aware pools are for Linear layers; {n} has shape {shape}")
-                self._set_pools(n, draw_pools(shape[0], shape[1], config.pool_size, self.generator,
-                                              config.image))
+                if len(shape) not in (2, 4):
+                    raise ValueError(f"core-aware pools are for Linear and Conv2d layers; {n} has shape "
+                                     f"{shape}")
+                unit = per_input.get(n, math.prod(shape[2:]) if len(shape) == 4 else 1)
+                size = max(1, config.pool_size // unit)
+                image = config.image if len(shape) == 2 else None
+                self._set_pools(n, draw_pools(shape[0], shape[1], size, self.generator, image))
             try:
                 mask = er_mask(shape, count, self.generator, self.allowed.get(n)).to(self.params[n].device)
             except ValueError:  # only pools can leave too little room
-                raise ValueError(f"{n}: {count:,} connections do not fit pools of {config.pool_size} inputs "
-                                 f"({int(self.allowed[n].sum()):,} allowed); lower eps or raise the pool "
-                                 f"size") from None
+                raise ValueError(f"{n}: {count:,} connections do not fit pools of {size} inputs "
+                                 f"({int(self.allowed[n].sum()):,} allowed); lower eps or the density"
+                                 ) from None
             self.masks[n], self.explored[n] = mask, mask.clone()
             self.init_counts[n] = count
         self.t = 0
@@ -217,7 +224,8 @@ class ESLSparsifier:
         """Pools of one layer and the allowed region they give, on the weight's device."""
         p = self.params[name]
         self.pools[name] = pools
-        self.allowed[name] = pools.allowed(p.shape[1]).to(p.device)
+        allowed = pools.allowed(p.shape[1])  # [out, in]; a conv's kernel pixels follow its channel
+        self.allowed[name] = allowed.view(*allowed.shape, *[1] * (p.dim() - 2)).expand(p.shape).to(p.device)
 
     # -- the loop's side -------------------------------------------------------------------
 

@@ -187,6 +187,23 @@ class VGGSNN(_ConvNet):
             x = _fold(layer, x) if isinstance(layer, nn.AvgPool2d) else layer(x)
         return self.classifier(x.flatten(2))
 
+    def core_inputs_per_input(self) -> dict[str, int]:
+        """Per connection weight, how many spiking inputs one of its inputs (a conv's input
+        channel, the classifier's feature) stands for once lowered: a k×k kernel reads k²
+        pixels per channel, and a 2×2 average pool fused in front of it quadruples that.
+        Core-aware masks (esl_train/esl/pools.py) size their pools by it."""
+        out: dict[str, int] = {}
+        pooled = 1
+        for k, layer in enumerate(self.features):
+            if isinstance(layer, nn.AvgPool2d):
+                pooled = int(layer.kernel_size) ** 2  # type: ignore[arg-type]
+                continue
+            kh, kw = layer.conv.kernel_size
+            out[f"features.{k}.conv.weight"] = kh * kw * pooled
+            pooled = 1
+        out["classifier.weight"] = pooled
+        return out
+
 
 class BasicBlock(nn.Module):
     """conv3×3-BN-LIF-conv3×3-BN + shortcut → LIF, on ``[T, B, C, H, W]``.
