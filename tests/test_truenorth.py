@@ -27,6 +27,7 @@ from esl_export.truenorth.energy import price_run
 from esl_export.truenorth.ir import IRError
 from esl_export.truenorth.simulate import simulate
 from esl_train.checkpoint import make_checkpoint, save_checkpoint
+from esl_train.data import load_data
 from esl_train.models import build_model
 
 N, T = 16, 6
@@ -374,3 +375,47 @@ def test_a_tiny_rate_coded_vggsnn_goes_onto_cores(tmp_path: Path, capsys: pytest
     assert cli.main([str(tmp_path / "res.pt"), "--target", "truenorth", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "residual networks" in err
+
+
+def test_a_core_aware_ternary_if_vggsnn_is_spike_exact_on_cores(tmp_path: Path) -> None:
+    """Convolutions on cores, exactly: with ternary weights, IF neurons and core-aware input-channel
+    pools every layer places directly (no partial sums), and every spike of every layer equals
+    PyTorch's at its tick (pooling fused into the next layer)."""
+    from esl_train.esl import ESLConfig, ESLSparsifier
+
+    torch.manual_seed(0)
+    arch = {"name": "vggsnn", "in_shape": [1, 28, 28], "num_classes": 10, "width": 1 / 64, "T": 4,
+            "encoding": "rate", "tau": 1.0}
+    model = build_model(arch)
+    sp = ESLSparsifier(model, torch.optim.Adam(model.parameters()),
+                       ESLConfig(density=0.3, pool_size=127, verbose=False))
+    masks = {}
+    with torch.no_grad():
+        for name, w in model.connection_weights().items():
+            masks[name] = sp.masks.get(name, torch.ones_like(w, dtype=torch.bool))
+            sign = torch.where(torch.rand_like(w) < 0.6, 1.0, -1.0)  # excitatory enough to keep firing
+            w.copy_(0.6 * sign * masks[name])  # ternary, one magnitude
+    model.eval()
+    path = tmp_path / "vgg.pt"
+    save_checkpoint(make_checkpoint(model, masks), path)
+    assert cli.main([str(path), "--target", "truenorth", "-o", str(tmp_path / "tn"),
+                     "--placement", "direct", "--readout-unit", "1"]) == 0
+    ir = ir_mod.read(tmp_path / "tn")
+    assert all(lay["mode"] == "direct" for lay in ir.meta["report"]["layers"])
+    x = torch.as_tensor(load_data("mnist-embedded").test.x[:8].numpy(), dtype=torch.float64)
+    torch.manual_seed(1)
+    rec = copy.deepcopy(model).double().layer_spikes(x)
+    sim = simulate(ir, rec["input"].numpy(), record=True)
+    assert sim.spikes is not None
+    offsets = ir.meta["timing"]["layer_offsets"]
+    layers = [n for n in rec if n not in ("input", "output")]
+    spiking = 0
+    for k, layer in enumerate(layers):
+        ref = rec[layer].numpy().reshape(4, 8, -1) > 0  # [T, N, neurons], torch's flatten order
+        placed = [(j, c, n) for j, (c, n) in enumerate(ir.meta["neuron_map"][k]) if c >= 0]
+        js, cs, ns = (np.asarray(v) for v in zip(*placed, strict=True))
+        o = offsets[k]["spike"]
+        got = sim.spikes[o:o + 4][:, cs, :, ns]  # [placed, T, N]
+        np.testing.assert_array_equal(got.transpose(1, 2, 0), ref[:, :, js], err_msg=layer)
+        spiking += int(ref[:, :, js].any())
+    assert spiking >= len(layers) - 2, f"only {spiking} of {len(layers)} layers spike"
