@@ -17,6 +17,12 @@ One tick ``t``, for every core at once:
 Membranes and in-flight spikes start at zero for every sample (the host resets the
 cores between samples). Samples in a batch are independent copies of the network.
 SOPs: per core and tick, one per (firing axon, crossbar synapse) pair.
+
+Only distinct neurons are simulated: a neuron with no synapse and no leak never leaves 0
+(its threshold is positive, validated), and replica neurons (the same core, crossbar
+column and parameters: the lowering's fan-out copies) share one state, so each group
+is stepped once and its spikes copied to every member. The arithmetic per neuron is
+unchanged, so the results are the same spike for spike.
 """
 
 from __future__ import annotations
@@ -60,46 +66,79 @@ class Simulator:
         wsel = np.take_along_axis(ir.weight.transpose(0, 2, 1),  # [C, types, N]
                                   ir.axon_type.astype(np.int64)[:, :, None], axis=1)  # [C, A, N]
         c, a, n = np.nonzero(ir.crossbar)
-        self.w = sparse.csr_matrix((wsel[c, a, n].astype(np.float64), (c * A + a, c * N + n)),
-                                   shape=(C * A, C * N))
+        # distinct live neurons: the key is everything that decides a neuron's trajectory
+        params = np.stack([ir.threshold.ravel(), ir.leak.ravel(), ir.leak_reversal.ravel().astype(np.int64),
+                           ir.floor.ravel(), ir.reset.ravel().astype(np.int64)], axis=1).astype(np.int64)
+        column = ir.crossbar.transpose(0, 2, 1).reshape(C * N, A)  # [neuron, axon]
+        live = column.any(axis=1) | (ir.leak.ravel() != 0)
+        key = np.concatenate([np.repeat(np.arange(C), N)[:, None], params, np.packbits(column, axis=1),
+                              ir.weight.reshape(C * N, -1)], axis=1)
+        ids = np.flatnonzero(live)
+        _, first, inverse = np.unique(key[ids], axis=0, return_index=True, return_inverse=True)
+        self.unique = ids[first]  # one representative per group, [U] flat neuron indices
+        self.group = np.full(C * N, -1, np.int64)  # flat neuron -> its group (-1: never fires)
+        self.group[ids] = inverse.ravel()
+        U = len(self.unique)
+        col = np.full(C * N, -1, np.int64)
+        col[self.unique] = np.arange(U)
+        keep = col[c * N + n] >= 0  # the representatives' synapses
+        self.w = sparse.csr_matrix((wsel[c, a, n][keep].astype(np.float64),
+                                    ((c * A + a)[keep], col[(c * N + n)[keep]])), shape=(C * A, U))
         # SOPs per core: synapses on each axon, summed into its core
         self.sop = sparse.csr_matrix((ir.crossbar.sum(axis=2).ravel().astype(np.float64),
                                       (np.arange(C * A), np.repeat(np.arange(C), A))), shape=(C * A, C))
         self.depth = ir.geometry.max_delay + 1
-        self.threshold = ir.threshold.astype(np.float64).ravel()
-        self.leak = ir.leak.astype(np.float64).ravel()
-        self.reversal = ir.leak_reversal.astype(bool).ravel()
+        u = self.unique
+        self.threshold = ir.threshold.astype(np.float64).ravel()[u]
+        self.leak = ir.leak.astype(np.float64).ravel()[u]
+        self.reversal = ir.leak_reversal.astype(bool).ravel()[u]
         self.any_reversal = bool(self.reversal.any())
-        self.floor = ir.floor.astype(np.float64).ravel()
-        self.zero_reset = (ir.reset == RESET_ZERO).ravel()
-        self.lin_reset = (ir.reset == RESET_LINEAR).ravel()
+        self.floor = ir.floor.astype(np.float64).ravel()[u]
+        self.zero_reset = (ir.reset == RESET_ZERO).ravel()[u]
+        self.lin_reset = (ir.reset == RESET_LINEAR).ravel()[u]
         e = ir.edges.astype(np.int64)
-        self.edge_groups = [(int(d), e[e[:, 4] == d, 0] * N + e[e[:, 4] == d, 1],
-                             e[e[:, 4] == d, 2] * A + e[e[:, 4] == d, 3]) for d in np.unique(e[:, 4])]
+        src_all = e[:, 0] * N + e[:, 1]
+        fires = self.group[src_all] >= 0  # an edge from a neuron that never fires carries nothing
+        self.edge_groups = [(int(d), self.group[src_all[sel]], e[sel, 2] * A + e[sel, 3])
+                            for d in np.unique(e[:, 4]) for sel in [(e[:, 4] == d) & fires]]
         self.in_index = ir.inputs[:, 0].astype(np.int64)
         self.in_axon = ir.inputs[:, 1].astype(np.int64) * A + ir.inputs[:, 2]
         o = ir.outputs.astype(np.int64)
-        self.out_neuron, self.out_index = o[:, 0] * N + o[:, 1], o[:, 2]
+        out_group = self.group[o[:, 0] * N + o[:, 1]]
+        self.out_neuron, self.out_index = out_group[out_group >= 0], o[out_group >= 0, 2]
+        # every axon has one driver (validated), so an axon's spike is its driver's spike d
+        # ticks earlier: fold the axons away. Per delay d, M_d[g, u] sums the weights group
+        # g's spikes reach representative u with (integers: exact), S_d[g, c] the synapses
+        # they touch in core c; the host's input lines likewise.
+        self.by_delay = []
+        for d, src, dst in self.edge_groups:
+            route = sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(U, C * A))
+            self.by_delay.append((d, (route @ self.w).tocsr(), (route @ self.sop).tocsr()))
+        n_in = ir.n_inputs
+        route = sparse.csr_matrix((np.ones(len(self.in_index)), (self.in_index, self.in_axon)),
+                                  shape=(n_in, C * A))
+        self.from_input, self.sop_input = (route @ self.w).tocsr(), (route @ self.sop).tocsr()
 
     def run(self, raster: np.ndarray, record: bool = False) -> SimResult:
         """``raster``: bool [ticks, B, n_inputs], the host's input lines per tick."""
         ir = self.ir
         ticks, B, _ = raster.shape
-        C, A, N = self.shape
-        buf = np.zeros((self.depth, B, C * A), bool)
-        V = np.zeros((B, C * N), np.float64)
+        C, _, N = self.shape
+        hist = np.zeros((self.depth, B, len(self.unique)), bool)  # the groups' spikes, last ticks
+        V = np.zeros((B, len(self.unique)), np.float64)
         counts = np.zeros((B, ir.n_outputs), np.int64)
         sops = np.zeros(C, np.float64)
         rec = np.zeros((ticks, C, B, N), bool) if record else None
         t0 = time.perf_counter()
         for t in range(ticks):
-            slot = t % self.depth
-            axons = buf[slot]
-            if len(self.in_index):
-                axons[:, self.in_axon] |= raster[t][:, self.in_index]
-            x = sparse.csr_matrix(axons, dtype=np.float64)
-            sops += np.asarray((x @ self.sop).sum(axis=0)).ravel()
-            V += (x @ self.w).toarray()  # integer-valued float64: exact
+            arriving = [(raster[t], self.from_input, self.sop_input)]
+            arriving += [(hist[(t - d) % self.depth], m, sm) for d, m, sm in self.by_delay if t >= d]
+            for spikes, m, sm in arriving:
+                if not spikes.any():
+                    continue
+                x = sparse.csr_matrix(spikes, dtype=np.float64)
+                sops += np.asarray((x @ sm).sum(axis=0)).ravel()
+                V += (x @ m).toarray()  # integer-valued float64: exact
             V += np.where(self.reversal, np.sign(V) * self.leak, self.leak) if self.any_reversal \
                 else self.leak
             np.maximum(V, self.floor, out=V)
@@ -107,13 +146,14 @@ class Simulator:
             V[s & self.zero_reset] = 0.0
             lin = s & self.lin_reset
             V[lin] -= np.broadcast_to(self.threshold, V.shape)[lin]
-            axons[:] = False
-            for d, src, dst in self.edge_groups:
-                buf[(t + d) % self.depth][:, dst] = s[:, src]
+            hist[t % self.depth] = s
             if len(self.out_index):
                 np.add.at(counts.T, self.out_index, s[:, self.out_neuron].T)
-            if rec is not None:
-                rec[t] = s.reshape(B, C, N).transpose(1, 0, 2)
+            if rec is not None:  # every neuron: its group's spikes, never for the silent ones
+                full = np.zeros((B, C * N), bool)
+                members = self.group >= 0
+                full[:, members] = s[:, self.group[members]]
+                rec[t] = full.reshape(B, C, N).transpose(1, 0, 2)
         return SimResult(counts, sops, ticks, B, time.perf_counter() - t0, rec)
 
 
