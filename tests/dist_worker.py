@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 
 from esl_train import train as train_mod
+from esl_train.checkpoint import load_model
 from esl_train.data import load_data
 from esl_train.distributed import setup, sync_sparsifier, teardown
 from esl_train.esl import ESLConfig, esl_factory
-from esl_train.train import Interrupted, TrainConfig, train
+from esl_train.train import Interrupted, TrainConfig, evaluate, train
 
 
 def digest(t: torch.Tensor) -> str:
@@ -30,7 +31,7 @@ def digest(t: torch.Tensor) -> str:
 
 
 def main() -> None:
-    out, grow = Path(sys.argv[1]), sys.argv[2]
+    out, grow, single = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     ctx = setup("cpu")
     records: list[dict] = []
     seen_batches: list[str] = []
@@ -84,7 +85,11 @@ def main() -> None:
                     resume=True)
     same = all(torch.equal(a, b) for a, b in zip(ref.checkpoint.state_dict.values(),
                                                     resumed.checkpoint.state_dict.values(), strict=True))
+    # a checkpoint of a single-process run, evaluated with the test split sharded over the ranks
+    one, _ = load_model(single)
+    _, single_acc = evaluate(one, data.test, ctx=ctx)
     (out / f"rank{ctx.rank}.json").write_text(json.dumps({
+        "single_acc": single_acc,
         "records": full_records, "batches": seen_batches[:5], "test_acc": result.test_acc,
         "resumed_equal": same, "resumed_test_acc": resumed.test_acc}))
     teardown(ctx)

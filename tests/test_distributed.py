@@ -20,10 +20,11 @@ from esl_train.train import TrainConfig, evaluate, train
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _torchrun(out: Path, grow: str) -> list[dict]:
+def _torchrun(out: Path, grow: str, single: Path) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node=2", str(ROOT / "tests" / "dist_worker.py"), str(out), grow],
+                           "--nproc_per_node=2", str(ROOT / "tests" / "dist_worker.py"), str(out), grow,
+                           str(single)],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
@@ -31,7 +32,13 @@ def _torchrun(out: Path, grow: str) -> list[dict]:
 
 @pytest.mark.parametrize("grow", ["gradient", "random_unfired"])
 def test_two_processes_hold_identical_masks_and_weights_after_every_update(tmp_path: Path, grow: str) -> None:
-    rank0, rank1 = _torchrun(tmp_path, grow)
+    # the same run in one process (its checkpoint is also evaluated by the two ranks, below)
+    one = train({"name": "mlp-lif", "sizes": [784, 48, 10], "T": 3}, load_data("mnist-embedded", limit=300),
+                TrainConfig(out=str(tmp_path / "one" / "model.pt"), epochs=3, batch_size=30, lr=2e-3, seed=5,
+                            save_every=4),
+                sparsifier_factory=esl_factory(ESLConfig(eps=10, grow=grow, t_iter=2, t_end=40, seed=5,
+                                                         verbose=False)), progress=False)
+    rank0, rank1 = _torchrun(tmp_path, grow, tmp_path / "one" / "model.pt")
     records = rank0["records"]
     assert len(records) == 16  # the start, then 30 steps / T_iter 2 = 15 updates
     assert records == rank1["records"]  # masks, explored masks, every model tensor: bitwise
@@ -48,13 +55,11 @@ def test_two_processes_hold_identical_masks_and_weights_after_every_update(tmp_p
     model, _ = load_model(tmp_path / "full" / "model.pt")
     _, acc = evaluate(model, load_data("mnist-embedded", limit=300).test)
     assert acc == pytest.approx(ckpt.meta["test_acc"], abs=1e-12) == rank0["test_acc"] == rank1["test_acc"]
+    # ... and the other way round: the single-process checkpoint evaluates, sharded over the two
+    # ranks, to the accuracy the single-process run logged
+    assert rank0["single_acc"] == rank1["single_acc"] == pytest.approx(one.test_acc, abs=1e-12)
 
     # the two ranks' half batches make up the single process's batch: the same run, up to rounding
-    one = train({"name": "mlp-lif", "sizes": [784, 48, 10], "T": 3}, load_data("mnist-embedded", limit=300),
-                TrainConfig(out=str(tmp_path / "one" / "model.pt"), epochs=3, batch_size=30, lr=2e-3, seed=5,
-                            save_every=4),
-                sparsifier_factory=esl_factory(ESLConfig(eps=10, grow=grow, t_iter=2, t_end=40, seed=5,
-                                                         verbose=False)), progress=False)
     two = json.loads((tmp_path / "ref" / "model.log.json").read_text())
     epochs = [(r["train_loss"], r["val_acc"]) for r in two if r["kind"] == "epoch"]
     single = [(r["train_loss"], r["val_acc"]) for r in one.log if r["kind"] == "epoch"]
