@@ -73,7 +73,6 @@ def is_done(run: Run, cache: Path) -> bool:
 
 def train_run(run: Run, cache: Path, progress: bool = False) -> Path:
     """Train ``run`` into its cache folder (or reuse it); returns its model.pt."""
-    import torch
 
     from esl_train.data import load_data
     from esl_train.esl import ESLConfig, esl_factory
@@ -92,10 +91,8 @@ def train_run(run: Run, cache: Path, progress: bool = False) -> Path:
     factory = None
     if run.esl is not None:
         factory = esl_factory(ESLConfig(**{**run.esl, "seed": run.seed, "verbose": False}))
-    threads = torch.get_num_threads()
     train(run.arch, data, cfg, sparsifier_factory=factory, resume=run_paths(model)["resume"].exists(),
           progress=progress)
-    torch.set_num_threads(threads)
     tmp = folder / "config.json.tmp"
     tmp.write_text(json.dumps({"name": run.name, "key": run.key(), **asdict(run)}, indent=1, default=str))
     tmp.replace(folder / "config.json")  # written last: its presence marks the run finished

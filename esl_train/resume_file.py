@@ -137,9 +137,8 @@ def _sparsifier(saved: Any, sparsifier: Any) -> None:
                 raise ResumeError(f"sparsifier.pools[{n}].{k}: holds indices outside 0..{hi - 1}")
         from esl_train.esl.pools import Pools  # only core-aware runs have pools
 
-        allowed = Pools(p["members"].long(), p["of_output"].long()).allowed(bound["members"])
         mask = saved["masks"][n]
-        allowed = allowed.view(*allowed.shape, *[1] * (mask.dim() - 2)).expand(mask.shape)
+        allowed = Pools(p["members"].long(), p["of_output"].long()).allowed_for(mask.shape)
         if bool((mask & ~allowed).any()):
             raise ResumeError(f"sparsifier.masks[{n}]: has connections outside its input pools")
 

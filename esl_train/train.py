@@ -289,8 +289,8 @@ def train(
         if sparsifier is not None:  # the same initial topology everywhere, whatever the seeds did
             sync_sparsifier(ctx, sparsifier, opt)
     n = len(data.train.y)
-    steps_per_epoch = math.ceil(len(shard(ctx, n, cfg.seed, 0)) / local_batch) if ctx.distributed \
-        else math.ceil(n / cfg.batch_size)
+    # a rank's shard holds ceil(n / world) samples (the sampler pads); one process: all n
+    steps_per_epoch = math.ceil(math.ceil(n / ctx.world) / local_batch)
     state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val": -1.0,
                              "best_state": None, "best_epoch": -1, "log": [], "done": False}
     if resume and paths["resume"].exists():

@@ -58,6 +58,12 @@ class Pools:
         in_pool.scatter_(1, self.members, True)
         return in_pool[self.of_output]
 
+    def allowed_for(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
+        """``allowed`` shaped like a weight ``[n_out, n_in, *kernel]``: a conv's kernel pixels
+        follow the input channel they belong to."""
+        allowed = self.allowed(shape[1])
+        return allowed.view(*allowed.shape, *[1] * (len(shape) - 2)).expand(*shape)
+
     def state(self) -> dict[str, torch.Tensor]:
         return {"members": self.members.clone(), "of_output": self.of_output.clone()}
 

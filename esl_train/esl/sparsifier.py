@@ -224,8 +224,7 @@ class ESLSparsifier:
         """Pools of one layer and the allowed region they give, on the weight's device."""
         p = self.params[name]
         self.pools[name] = pools
-        allowed = pools.allowed(p.shape[1])  # [out, in]; a conv's kernel pixels follow its channel
-        self.allowed[name] = allowed.view(*allowed.shape, *[1] * (p.dim() - 2)).expand(p.shape).to(p.device)
+        self.allowed[name] = pools.allowed_for(p.shape).to(p.device)
 
     # -- the loop's side -------------------------------------------------------------------
 
