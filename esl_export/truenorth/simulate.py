@@ -82,11 +82,11 @@ class Simulator:
         col = np.full(C * N, -1, np.int64)
         col[self.unique] = np.arange(U)
         keep = col[c * N + n] >= 0  # the representatives' synapses
-        self.w = sparse.csr_matrix((wsel[c, a, n][keep].astype(np.float64),
-                                    ((c * A + a)[keep], col[(c * N + n)[keep]])), shape=(C * A, U))
+        w = sparse.csr_matrix((wsel[c, a, n][keep].astype(np.float64),
+                               ((c * A + a)[keep], col[(c * N + n)[keep]])), shape=(C * A, U))
         # SOPs per core: synapses on each axon, summed into its core
-        self.sop = sparse.csr_matrix((ir.crossbar.sum(axis=2).ravel().astype(np.float64),
-                                      (np.arange(C * A), np.repeat(np.arange(C), A))), shape=(C * A, C))
+        sop = sparse.csr_matrix((ir.crossbar.sum(axis=2).ravel().astype(np.float64),
+                                 (np.arange(C * A), np.repeat(np.arange(C), A))), shape=(C * A, C))
         self.depth = ir.geometry.max_delay + 1
         u = self.unique
         self.threshold = ir.threshold.astype(np.float64).ravel()[u]
@@ -99,10 +99,10 @@ class Simulator:
         e = ir.edges.astype(np.int64)
         src_all = e[:, 0] * N + e[:, 1]
         fires = self.group[src_all] >= 0  # an edge from a neuron that never fires carries nothing
-        self.edge_groups = [(int(d), self.group[src_all[sel]], e[sel, 2] * A + e[sel, 3])
-                            for d in np.unique(e[:, 4]) for sel in [(e[:, 4] == d) & fires]]
-        self.in_index = ir.inputs[:, 0].astype(np.int64)
-        self.in_axon = ir.inputs[:, 1].astype(np.int64) * A + ir.inputs[:, 2]
+        edge_groups = [(int(d), self.group[src_all[sel]], e[sel, 2] * A + e[sel, 3])
+                       for d in np.unique(e[:, 4]) for sel in [(e[:, 4] == d) & fires]]
+        in_index = ir.inputs[:, 0].astype(np.int64)
+        in_axon = ir.inputs[:, 1].astype(np.int64) * A + ir.inputs[:, 2]
         o = ir.outputs.astype(np.int64)
         out_group = self.group[o[:, 0] * N + o[:, 1]]
         self.out_neuron, self.out_index = out_group[out_group >= 0], o[out_group >= 0, 2]
@@ -111,13 +111,12 @@ class Simulator:
         # g's spikes reach representative u with (integers: exact), S_d[g, c] the synapses
         # they touch in core c; the host's input lines likewise.
         self.by_delay = []
-        for d, src, dst in self.edge_groups:
+        for d, src, dst in edge_groups:
             route = sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(U, C * A))
-            self.by_delay.append((d, (route @ self.w).tocsr(), (route @ self.sop).tocsr()))
+            self.by_delay.append((d, (route @ w).tocsr(), (route @ sop).tocsr()))
         n_in = ir.n_inputs
-        route = sparse.csr_matrix((np.ones(len(self.in_index)), (self.in_index, self.in_axon)),
-                                  shape=(n_in, C * A))
-        self.from_input, self.sop_input = (route @ self.w).tocsr(), (route @ self.sop).tocsr()
+        route = sparse.csr_matrix((np.ones(len(in_index)), (in_index, in_axon)), shape=(n_in, C * A))
+        self.from_input, self.sop_input = (route @ w).tocsr(), (route @ sop).tocsr()
 
     def run(self, raster: np.ndarray, record: bool = False) -> SimResult:
         """``raster``: bool [ticks, B, n_inputs], the host's input lines per tick."""
