@@ -1,6 +1,7 @@
 """esl-energy: what a spiking network costs, in operations and joules per platform.
 
-    esl-energy SOURCE [SOURCE ...] --platforms gpu,truenorth [--mode connections,measured]
+    esl-energy SOURCE [SOURCE ...] --platforms gpu,truenorth [--mode connections,measured,memory]
+               [--compare-qnn]
                [--data mnist-embedded] [--samples 1000] [--layers] [--format table|markdown|csv|json|latex]
     esl-energy net.nir --steps 8 [--encoding direct|rate] --mode measured
     esl-energy table1 [--dense DENSE.pt] [--esl ESL.pt] [--out runs/table1] [--format ...]
@@ -75,6 +76,9 @@ def _model_parser() -> argparse.ArgumentParser:
                    help="count a layer reading direct (constant analog) input at every time step "
                    "(the graph's semantics, default) or once (as the mlp-lif PyTorch forward does)")
     p.add_argument("--layers", action="store_true", help="add the per-layer breakdown")
+    p.add_argument("--compare-qnn", action="store_true",
+                   help="memory mode: price the equivalent quantized ANN (ceil(log2(T+1))-bit activations, "
+                        "same weights) too, and give the break-even spike rate per platform")
     add_nir_options(p)
     _common(p)
     return p
@@ -134,7 +138,8 @@ def _run_models(argv: list[str]) -> int:
                        samples=1000 if args.samples is None else args.samples,
                        direct_input=args.direct_input, batch_size=args.batch_size,
                        progress=show_progress(args.progress), nir=nir_options(args), seed=args.seed,
-                       device=resolve_device(args.device) if "measured" in modes else None)
+                       device=resolve_device(args.device) if {"measured", "memory"} & set(modes) else None,
+                       compare_qnn=args.compare_qnn)
     print(render(results, args.format, args.layers))
     return 0
 

@@ -81,7 +81,7 @@ from esl_export.graph import (
     SingleSpikeIF,
 )
 
-MODES = ("connections", "dense", "measured")
+MODES = ("connections", "dense", "measured", "memory")  # memory: esl_energy.memory
 DirectInput = Literal["per-step", "once"]
 DIRECT_INPUT = ("per-step", "once")
 
@@ -115,6 +115,9 @@ class LayerCount:
     possible: int  # synapses of one application without a mask
     ops: float  # operations per sample
     input_activity: float | None = None  # measured: mean fraction of inputs ≠ 0 per step
+    events: float | None = None  # measured: inputs ≠ 0 per sample, summed over time steps
+    active_inputs: float | None = None  # measured: inputs ≠ 0 at some step of the sample
+    active_ops: float | None = None  # measured: synapses of those inputs (non-zero weights)
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,8 @@ class MeasuredOps:
         self._ops = dict.fromkeys(self._layers, 0.0)
         self._active = dict.fromkeys(self._layers, 0.0)
         self._seen = dict.fromkeys(self._layers, 0.0)
+        self._any = dict.fromkeys(self._layers, 0.0)  # inputs active at some step (the QNN's ≠ 0)
+        self._any_ops = dict.fromkeys(self._layers, 0.0)
 
     def __call__(self, activity: Activity) -> OpCount:
         """Add one batch; returns the running per-sample count."""
@@ -360,6 +365,9 @@ class MeasuredOps:
             self._ops[name] += float(counts @ fan)
             self._active[name] += float(counts.sum())
             self._seen[name] += float(nz.numel())
+            anyt = nz.any(dim=0).sum(dim=0, dtype=torch.float64)
+            self._any[name] += float(anyt.sum())
+            self._any_ops[name] += float(anyt @ fan)
         self.samples += int(batch or 0)
         return self.compute()
 
@@ -392,7 +400,8 @@ class MeasuredOps:
         n = max(1, self.samples)
         layers = tuple(
             LayerCount(name, src, op, synapses, possible, self._ops[name] / n,
-                       self._active[name] / self._seen[name] if self._seen[name] else None)
+                       self._active[name] / self._seen[name] if self._seen[name] else None,
+                       self._active[name] / n, self._any[name] / n, self._any_ops[name] / n)
             for name, (src, op, _, synapses, possible, _) in self._layers.items()
         )
         return OpCount(self.mode, layers, self._updates, self.T, samples=self.samples,

@@ -7,6 +7,7 @@ it); ``evaluate(...)`` returns the numbers as data, ``render(...)`` formats them
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -32,6 +33,7 @@ from esl_energy.counting import (
     MeasuredOps,
     OpCount,
 )
+from esl_energy.memory import INCLUDED, TERMS, BreakEven, TermEnergy, break_even, price_traffic, traffic
 from esl_energy.pricing import Energy, price
 from esl_export.graph import Graph, GraphError, SingleSpikeIF
 from esl_export.lower import lower
@@ -64,6 +66,16 @@ class ModelEnergy:
     count: OpCount
     energies: tuple[Energy, ...]
     data: str | None = None  # measured: what the samples were
+    memory: tuple[TermEnergy, ...] = ()  # memory mode: the SNN's terms per platform
+    qnn: tuple[TermEnergy, ...] = ()  # memory mode with compare_qnn: the equivalent QNN's
+    break_even: tuple[BreakEven, ...] = ()
+
+    def joules(self, platform: str) -> float | None:
+        """The total per inference on one platform: the memory terms' sum in memory mode."""
+        for te in self.memory:
+            if te.platform == platform:
+                return te.joules
+        return next(e.joules for e in self.energies if e.platform == platform)
 
 
 def load(path: str | os.PathLike[str], nir: ReadOptions | None = None) -> Loaded:
@@ -135,9 +147,9 @@ def count(loaded: Loaded, mode: str, x: torch.Tensor | None = None, *,
         return Connections()(loaded.graph)
     if mode == "dense":
         return DenseOps(direct_input)(loaded.graph)
-    if mode == "measured":
+    if mode in ("measured", "memory"):
         if x is None:
-            raise EnergyError("measured mode needs data (--data)")
+            raise EnergyError(f"{mode} mode needs data (--data)")
         return measure(loaded.model, loaded.graph, x, batch_size=batch_size,
                        direct_input=direct_input, progress=progress, label=loaded.label, seed=seed,
                        device=device)
@@ -169,15 +181,19 @@ def evaluate(
     nir: ReadOptions | None = None,
     seed: int | None = None,
     device: torch.device | None = None,
+    compare_qnn: bool = False,
 ) -> list[ModelEnergy]:
     """Count every source (model.pt, NIR file, or one already loaded) in every mode and price
-    it on every platform."""
+    it on every platform; memory mode adds its terms (and, with ``compare_qnn``, the
+    equivalent QNN and the break-even spike rate, ``esl_energy.memory``)."""
     if direct_input not in DIRECT_INPUT:
         raise EnergyError(f"direct input must be one of {', '.join(DIRECT_INPUT)}, got {direct_input!r}")
     loaded = [p if isinstance(p, Loaded) else load(p, nir) for p in paths]
     x: torch.Tensor | None = None
     data_label: str | None = None
-    if "measured" in modes:
+    if compare_qnn and "memory" not in modes:
+        raise EnergyError("--compare-qnn compares under memory mode: add memory to --mode")
+    if "measured" in modes or "memory" in modes:
         if data is None:
             raise EnergyError("measured mode needs data (--data)")
         if isinstance(data, torch.Tensor):
@@ -189,13 +205,46 @@ def evaluate(
             check_samples(m.graph, tuple(x.shape[1:]), f"{data_label} for {m.label}")
     out = []
     for m in loaded:
+        run: OpCount | None = None  # one measured run serves measured and memory modes
+        if compare_qnn and _input_kind(m.graph) == "latency":
+            raise EnergyError(f"{m.label}: --compare-qnn maps a rate-coded SNN with T steps to a QNN; "
+                              f"this network is latency-coded (one spike per neuron)")
         for mode in modes:
-            c = count(m, mode, x, direct_input=direct_input, batch_size=batch_size, progress=progress,
-                      seed=seed, device=device)
-            out.append(ModelEnergy(m.label, str(m.graph.meta.get("model", "?")), c,
-                                   tuple(price(c, p) for p in platforms),
-                                   data_label if mode == "measured" else None))
+            if mode in ("measured", "memory"):
+                if run is None:
+                    run = count(m, "measured", x, direct_input=direct_input, batch_size=batch_size,
+                                progress=progress, seed=seed, device=device)
+                c = dataclasses.replace(run, mode=mode)
+            else:
+                c = count(m, mode, x, direct_input=direct_input, batch_size=batch_size, progress=progress,
+                          seed=seed, device=device)
+            item = ModelEnergy(m.label, str(m.graph.meta.get("model", "?")), c,
+                               tuple(price(c, p) for p in platforms),
+                               data_label if mode in ("measured", "memory") else None)
+            if mode == "memory":
+                item = _with_memory(item, m.graph, platforms, compare_qnn)
+            out.append(item)
     return out
+
+
+def _input_kind(graph: Graph) -> str:
+    return str(graph.nodes[graph.input].encoding.get("kind"))  # type: ignore[union-attr]
+
+
+def _with_memory(item: ModelEnergy, graph: Graph, platforms: Sequence[Platform],
+                 compare_qnn: bool) -> ModelEnergy:
+    """Memory-mode terms of a measured count on every platform, and the QNN's if asked."""
+    snn_terms, qnn_terms, even = [], [], []
+    for p in platforms:
+        word = p.memory
+        wb = word.weight_bits if word is not None and word.weight_bits else 32
+        sb = word.state_bits if word is not None and word.state_bits else 32
+        snn, qnn = traffic(graph, item.count, wb, sb)
+        snn_terms.append(price_traffic(snn, p))
+        if compare_qnn:
+            qnn_terms.append(price_traffic(qnn, p))
+            even.append(break_even(snn, qnn, p))
+    return dataclasses.replace(item, memory=tuple(snn_terms), qnn=tuple(qnn_terms), break_even=tuple(even))
 
 
 # --------------------------------------------------------------------------- formatting
@@ -226,7 +275,7 @@ def summary_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
     rows = []
     for r in results:
         c = r.count
-        measured = c.mode == "measured"
+        measured = c.mode in ("measured", "memory")
         row: dict[str, Any] = {
             "model": r.label,
             "mode": c.mode,
@@ -236,8 +285,61 @@ def summary_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
             "SOPs": c.sops if measured else None,
             "neuron updates": c.neuron_updates,
         }
-        row.update({f"{e.platform} (J)": e.joules for e in r.energies})
+        row.update({f"{e.platform} (J)": r.joules(e.platform) for e in r.energies})
         rows.append(row)
+    return rows
+
+
+def _term(value: float | str | None) -> float | str | None:
+    return "unpriced" if value is None else "incl." if value == INCLUDED else value
+
+
+def memory_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
+    """Memory mode: one row per model, network (SNN, and its QNN) and platform, a column per term."""
+    rows = []
+    for r in results:
+        nets = [("SNN", r.memory)]
+        if r.qnn:
+            b = next((e for e in r.qnn), None)
+            nets.append((f"QNN {_qnn_bits(r)}-bit" if b else "QNN", r.qnn))
+        for net, terms in nets:
+            for te in terms:
+                row: dict[str, Any] = {"model": r.label, "network": net, "platform": te.platform}
+                row.update({f"{t} (J)": _term(te.terms[t]) for t in TERMS})
+                row["total (J)"] = te.joules
+                rows.append(row)
+    return rows
+
+
+def _qnn_bits(r: ModelEnergy) -> int:
+    from esl_energy.memory import activation_bits
+
+    return activation_bits(r.count.steps)
+
+
+def memory_layer_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
+    """Memory mode, per connection layer and neuron node of the SNN."""
+    rows = []
+    for r in results:
+        for te in r.memory:
+            for name, terms in te.layers:
+                row: dict[str, Any] = {"model": r.label, "platform": te.platform, "layer": name}
+                row.update({f"{t} (J)": _term(terms[t]) for t in TERMS if t != "static"})
+                rows.append(row)
+    return rows
+
+
+def break_even_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
+    """--compare-qnn: per model and platform, both energies and the break-even spike rate."""
+    rows = []
+    for r in results:
+        for be in r.break_even:
+            verdict = (be.why if be.rate is None else
+                       ("SNN wins" if (be.measured_rate or 0) < be.rate else "QNN wins")
+                       + (f"; {be.why}" if be.why else ""))
+            rows.append({"model": r.label, "platform": be.platform, "T": r.count.steps,
+                         "QNN bits": _qnn_bits(r), "SNN (J)": be.snn_joules, "QNN (J)": be.qnn_joules,
+                         "spike rate": be.measured_rate, "break-even rate": be.rate, "verdict": verdict})
     return rows
 
 
@@ -269,7 +371,7 @@ def _display(key: str, value: Any) -> str:
         return value
     if key.endswith("(J)"):
         return fmt_joules(value)
-    if key in ("density", "input activity", "accuracy"):
+    if key in ("density", "input activity", "accuracy", "spike rate", "break-even rate"):
         return fmt_density(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return fmt_ops(value)
@@ -306,10 +408,21 @@ def notes(results: Sequence[ModelEnergy]) -> list[str]:
         elif mode == "dense":
             lines.append("dense: every possible synapse at every time step of the model's encoding, "
                          f"no mask (latency coding: one step); direct input counted {c.direct_input}")
-        else:
+        elif mode == "measured":
             lines.append(f"measured: per sample, mean over {r.data}; effective MACs (analog input) "
                          f"and SOPs (spike input), summed over time steps; direct input counted "
                          f"{c.direct_input}")
+        else:
+            lines.append(f"memory: the measured run ({r.data}) with weight reads, membrane reads and "
+                         "writes, spike events and static power priced as well (esl_energy/memory.py); "
+                         "a platform's (J) column is the sum of the terms it prices")
+            from esl_energy.memory import summarize
+
+            lines.extend(dict.fromkeys(line for r in results for line in summarize(r.memory + r.qnn)))
+            if any(r.break_even for r in results):
+                lines.append("QNN: the same network and weights with ceil(log2(T+1))-bit activations (a "
+                             "neuron's spike count), run once; break-even rate: the SNN's input events per "
+                             "input per step at which both cost the same (below it the SNN wins)")
     priced: dict[str, dict[str, str]] = {}
     unpriced: set[str] = set()
     for r in results:
@@ -333,10 +446,18 @@ def to_json(results: Sequence[ModelEnergy], layers: bool = False) -> list[dict[s
             "samples": c.samples, "data": r.data, "direct_input": c.direct_input,
             "connections": c.connections, "density": c.density, "ops": c.ops,
             "macs": c.macs, "sops": c.sops, "neuron_updates": c.neuron_updates,
-            "energy": {e.platform: {"joules": e.joules, "synaptic_joules": e.synaptic_joules,
+            "energy": {e.platform: {"joules": r.joules(e.platform), "synaptic_joules": e.synaptic_joules,
                                     "neuron_joules": e.neuron_joules,
                                     "priced_as": dict(e.priced_as)} for e in r.energies},
         }
+        if r.memory:
+            item["memory"] = {te.platform: dict(te.terms) for te in r.memory}
+        if r.qnn:
+            item["qnn"] = {"activation_bits": _qnn_bits(r),
+                           "energy": {te.platform: {"joules": te.joules, **te.terms} for te in r.qnn}}
+            item["break_even"] = {be.platform: {"snn_joules": be.snn_joules, "qnn_joules": be.qnn_joules,
+                                                "spike_rate": be.measured_rate, "break_even_rate": be.rate,
+                                                "why": be.why} for be in r.break_even}
         if layers:
             item["layers"] = [
                 {"name": lc.name, "reads": lc.source, "op": lc.op, "synapses": lc.synapses,
@@ -364,6 +485,12 @@ def render(results: Sequence[ModelEnergy], fmt: str = "table", layers: bool = Fa
     parts = [table(summary, fmt)]
     if layers:
         parts.append(table(layer_rows(results), fmt))
+    if any(r.memory for r in results):
+        parts.append(table(memory_rows(results), fmt))
+        if layers:
+            parts.append(table(memory_layer_rows(results), fmt))
+    if any(r.break_even for r in results):
+        parts.append(table(break_even_rows(results), fmt))
     lines = notes(results)
     if fmt == "latex":
         parts.append("\n".join(f"% {line}" for line in lines))

@@ -109,6 +109,7 @@ def _write_report(scale: Scale, out: Path, results: dict[str, list[Result]], sec
     tables["figure4"] = figures.figure4(results["fig4"], out / "figure4.png", label)
     t1_md, t1_csv, energy_rows = _table1(scale, results["fig2"])
     tables["table1_platforms"] = energy_rows
+    tables["sparsity_pays"] = sparsity_pays(energy_rows)
     tables["table2"] = _table2(results)
     cost = _redistribution_cost(pick)
     files = []
@@ -140,12 +141,26 @@ def _table1(scale: Scale, fig2: list[Result]) -> tuple[str, str, list[dict[str, 
         return "Table 1 needs the dense and the ε = 60 runs of Figure 2.", "", []
     rows = table1_rows(dense.path, esl.path)
     platforms = list(builtin_platforms().values())
-    measured = evaluate([dense.path, esl.path], platforms, ("connections", "measured"), scale.mlp_data,
-                        data_dir=scale.data_dirs.get(scale.mlp_data), samples=1000, seed=0)
+    measured = evaluate([dense.path, esl.path], platforms, ("connections", "measured", "memory"),
+                        scale.mlp_data, data_dir=scale.data_dirs.get(scale.mlp_data), samples=1000, seed=0)
     energy = summary_rows(measured)
     for row, r in zip(energy, measured, strict=True):
         row["model"] = "dense" if Path(r.label) == dense.path else "ESL eps=60"
     return render_table1(rows, "markdown"), render_table1(rows, "csv"), energy
+
+
+def sparsity_pays(energy: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Dense against ESL per platform and counting mode: how many times less the ESL model costs
+    (memory mode prices weight reads, membranes and spikes too: does sparsity still pay?)."""
+    rows = []
+    for key in [k for k in (energy[0] if energy else {}) if k.endswith(" (J)")]:
+        for mode in dict.fromkeys(r["mode"] for r in energy):
+            pair = {r["model"]: r.get(key) for r in energy if r["mode"] == mode}
+            d, e = pair.get("dense"), pair.get("ESL eps=60")
+            if isinstance(d, float) and isinstance(e, float) and e > 0:
+                rows.append({"platform": key[:-4], "mode": mode, "dense (J)": d, "ESL (J)": e,
+                             "dense / ESL": round(d / e, 2)})
+    return rows
 
 
 def _table2(results: dict[str, list[Result]]) -> list[dict[str, Any]]:
@@ -212,10 +227,17 @@ def _markdown(scale: Scale, results: dict[str, list[Result]], tables: dict[str, 
         "",
         table1,
         "",
-        "The same two models on every platform in hw_targets, in connections and measured mode "
-        "(measured: 1,000 test digits, seed 0): `tables/table1_platforms.md`.",
+        "The same two models on every platform in hw_targets, in connections, measured and memory mode "
+        "(measured: 1,000 test digits, seed 0; memory: the measured run with weight reads, membrane "
+        "reads and writes and spike events priced where the platform's table has the prices): "
+        "`tables/table1_platforms.md`.",
         "",
         _table(tables["table1_platforms"], "markdown"),
+        "",
+        "Does sparsity still pay once memory is priced? Dense over ESL energy, per platform and mode "
+        "(`tables/sparsity_pays.md`):",
+        "",
+        _table(tables["sparsity_pays"], "markdown"),
         "## Figure 2: ε sweep",
         "",
         "![Figure 2](figure2.png)",

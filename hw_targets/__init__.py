@@ -17,6 +17,21 @@ Schema (unknown keys at any level are rejected)::
     tick: {seconds: 0.001, status: ..., source: ..., derivation: ...}        # optional
     core: {axons: 256, neurons: 256, axon_types: 4, weight_bits: 9,          # optional
            cores_per_chip: 4096, max_delay: 15, status: ..., source: ..., derivation: ...}
+    memory:                                                                 # optional
+      word: {weight_bits: 32, state_bits: 32, status: ..., source: ..., derivation: ...}
+      read: {per_bit: [{bytes: 8192, joules: 1.5625e-13}, ...], status: ..., ...}  # by memory size
+      write: {per_bit: [...], status: ..., source: ..., derivation: ...}
+      event: {joules: 1.7e-12, status: ..., source: ..., derivation: ...}   # one address event
+      included: {terms: [weight_read, ...], status: ..., source: ..., derivation: ...}
+
+Memory prices (``esl-energy --mode memory``): ``read``/``write`` are joules per bit by the
+size of the memory accessed (log-log interpolation between the listed sizes, the end
+prices outside them); ``word`` gives how many bits a stored weight and a membrane state
+take on this platform; ``event`` prices one spike (address event) delivered; ``included``
+names the terms of MEMORY_TERMS that the platform's op prices already contain (a
+chip-level figure such as TrueNorth's 26 pJ per synaptic event), which are then shown as
+included rather than unpriced. A term with neither a price nor an inclusion stays
+unpriced: reported, never counted as zero.
 
 Op kinds: ``flop`` (one floating-point operation; the ESL-SNNs GPU convention charges one
 per connection), ``mac`` (multiply-accumulate), ``ac`` (accumulate only), ``sop`` (one spike
@@ -39,12 +54,15 @@ import yaml
 
 __all__ = [
     "KINDS",
+    "MEMORY_TERMS",
     "OP_KINDS",
     "STATUSES",
     "CoreGeometry",
+    "MemoryTable",
     "OpEnergy",
     "Platform",
     "Provenance",
+    "SizedPrice",
     "TargetError",
     "builtin_platforms",
     "load_platform",
@@ -61,7 +79,12 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _CITED = ("status", "source", "derivation")
 _TOP_REQUIRED = ("name", "description", "kind", "connection_op", "energy")
-_TOP_OPTIONAL = ("aliases", "static_power", "chip_power", "tick", "core")
+_TOP_OPTIONAL = ("aliases", "static_power", "chip_power", "tick", "core", "memory")
+#: the terms of memory mode a platform's ``memory.included`` may declare already priced
+MEMORY_TERMS = ("neuron", "weight_read", "state_read", "state_write", "events", "static")
+_MEMORY_KEYS = ("word", "read", "write", "event", "included")
+_WORD_BITS = ("weight_bits", "state_bits")
+_MAX_BYTES = 1 << 50  # a petabyte: no on- or off-chip memory of one layer is larger
 _CORE_INTS = ("axons", "neurons", "axon_types", "weight_bits", "cores_per_chip", "max_delay")
 #: the largest value of each core field: beyond these no crossbar chip exists, and the
 #: placement would allocate per-core arrays of absurd size
@@ -115,6 +138,39 @@ class CoreGeometry:
 
 
 @dataclass(frozen=True)
+class SizedPrice:
+    """Joules per bit by memory size: ``(bytes, joules per bit)`` points, sizes increasing.
+    Between two points the price is interpolated in log-log (access energy grows roughly
+    as a power of the array size); outside them the nearest end's price holds."""
+
+    points: tuple[tuple[int, float], ...]
+
+    def per_bit(self, size_bytes: float) -> float:
+        sizes = [b for b, _ in self.points]
+        prices = [j for _, j in self.points]
+        if size_bytes <= sizes[0]:
+            return prices[0]
+        if size_bytes >= sizes[-1]:
+            return prices[-1]
+        i = next(k for k in range(1, len(sizes)) if size_bytes <= sizes[k])
+        f = (math.log(size_bytes) - math.log(sizes[i - 1])) / (math.log(sizes[i]) - math.log(sizes[i - 1]))
+        return math.exp(math.log(prices[i - 1]) + f * (math.log(prices[i]) - math.log(prices[i - 1])))
+
+
+@dataclass(frozen=True)
+class MemoryTable:
+    """What memory accesses and spike traffic cost on one platform (``memory:`` in YAML)."""
+
+    weight_bits: int | None
+    state_bits: int | None
+    read: SizedPrice | None
+    write: SizedPrice | None
+    event_j: float | None
+    included: tuple[str, ...]
+    provenance: Mapping[str, Provenance]  # keys: word, read, write, event, included
+
+
+@dataclass(frozen=True)
 class Platform:
     """One hardware target, as read from its YAML file."""
 
@@ -130,6 +186,7 @@ class Platform:
     core: CoreGeometry | None
     provenance: Mapping[str, Provenance]  # keys: static_power_w, chip_power_w, tick_s, core
     path: str
+    memory: MemoryTable | None = None
 
     def joules_per(self, op: str) -> float:
         """Joules for one operation of kind ``op``; TargetError if this platform has no price."""
@@ -241,6 +298,7 @@ class _Reader:
                                                    f"{node[key]!r}")
             core = CoreGeometry(**{key: node[key] for key in _CORE_INTS})
             provenance["core"] = self.provenance(node, "core")
+        memory = self.memory(top["memory"]) if "memory" in top else None
         return Platform(
             name=name,
             aliases=aliases,
@@ -254,7 +312,65 @@ class _Reader:
             core=core,
             provenance=MappingProxyType(provenance),
             path=self.path,
+            memory=memory,
         )
+
+    def memory(self, value: Any) -> MemoryTable:
+        node = self.mapping(value, "memory", (), _MEMORY_KEYS)
+        if not node:
+            raise self.fail("memory", "is empty; give at least one of " + ", ".join(_MEMORY_KEYS))
+        cited: dict[str, Provenance] = {}
+        bits: dict[str, int | None] = dict.fromkeys(_WORD_BITS)
+        if "word" in node:
+            word = self.mapping(node["word"], "memory.word", (*_WORD_BITS, *_CITED))
+            for key in _WORD_BITS:
+                v = word[key]
+                if not _positive_int(v) or v > 64:
+                    raise self.fail(f"memory.word.{key}", f"must be an integer in 1..64, got {v!r}")
+                bits[key] = v
+            cited["word"] = self.provenance(word, "memory.word")
+        sized: dict[str, SizedPrice | None] = {"read": None, "write": None}
+        for key in sized:
+            if key in node:
+                if "word" not in node:
+                    raise self.fail(f"memory.{key}", "needs memory.word (the bits of a weight and a state)")
+                sized[key], cited[key] = self.sized(node[key], f"memory.{key}")
+        event = None
+        if "event" in node:
+            event, cited["event"] = self.quantity(node["event"], "memory.event", "joules")
+        included: tuple[str, ...] = ()
+        if "included" in node:
+            inc = self.mapping(node["included"], "memory.included", ("terms", *_CITED))
+            terms = inc["terms"]
+            if not isinstance(terms, list) or not terms:
+                raise self.fail("memory.included.terms", f"must be a non-empty list of terms "
+                                f"({', '.join(MEMORY_TERMS)}), got {terms!r}")
+            for i, term in enumerate(terms):
+                self.choice(term, f"memory.included.terms[{i}]", MEMORY_TERMS)
+            if len(set(terms)) != len(terms):
+                raise self.fail("memory.included.terms", "repeats a term")
+            included = tuple(terms)
+            cited["included"] = self.provenance(inc, "memory.included")
+        return MemoryTable(bits["weight_bits"], bits["state_bits"], sized["read"], sized["write"], event,
+                           included, MappingProxyType(cited))
+
+    def sized(self, value: Any, field: str) -> tuple[SizedPrice, Provenance]:
+        node = self.mapping(value, field, ("per_bit", *_CITED))
+        raw = node["per_bit"]
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(f"{field}.per_bit", f"must be a non-empty list of {{bytes, joules}}, "
+                            f"got {_typename(raw)}")
+        points: list[tuple[int, float]] = []
+        for i, item in enumerate(raw):
+            where = f"{field}.per_bit[{i}]"
+            point = self.mapping(item, where, ("bytes", "joules"))
+            size = point["bytes"]
+            if not _positive_int(size) or size > _MAX_BYTES:
+                raise self.fail(f"{where}.bytes", f"must be an integer in 1..{_MAX_BYTES}, got {size!r}")
+            if points and size <= points[-1][0]:
+                raise self.fail(f"{where}.bytes", f"sizes must increase; {size} follows {points[-1][0]}")
+            points.append((size, self.positive(point["joules"], f"{where}.joules")))
+        return SizedPrice(tuple(points)), self.provenance(node, field)
 
 
 def _positive_int(value: Any) -> bool:

@@ -14,7 +14,7 @@ import hw_targets as hw
 
 DENSE_OPS = 635_200  # 784*800 + 800*10
 ESL_OPS = 103_040  # 95,040 + 8,000 (epsilon = 60)
-SHIPPED = {"v100", "truenorth", "truenorth-merolla2014", "loihi", "spinnaker2", "cmos45nm"}
+SHIPPED = {"v100", "truenorth", "truenorth-merolla2014", "loihi", "spinnaker2", "cmos45nm", "cmos45nm-int8"}
 
 VALID: dict[str, Any] = {
     "name": "mychip",

@@ -80,6 +80,15 @@ def test_the_report_shows_the_checkpoints_numbers(folder: Path) -> None:
     assert max(last.values()) >= 2 * min(last.values())
     assert any(float(curve[0][k]) != v for k, v in last.items())  # densities moved
 
+    # sparsity under memory pricing: each ratio is the two models' joules in that mode
+    energy = _csv(folder / "tables" / "table1_platforms.csv")
+    pays = _csv(folder / "tables" / "sparsity_pays.csv")
+    assert {r["mode"] for r in pays} == {"connections", "measured", "memory"}
+    for row in pays:
+        j = {r["model"]: float(r[f"{row['platform']} (J)"]) for r in energy if r["mode"] == row["mode"]}
+        assert float(row["dense / ESL"]) == pytest.approx(j["dense"] / j["ESL eps=60"], rel=1e-2)
+    assert any(r["platform"] == "cmos45nm" and r["mode"] == "memory" for r in pays)
+
     # Table 2: no row was run, and each says so
     assert all(r["ours ESL acc (%)"] == "not run" for r in _csv(folder / "tables" / "table2.csv"))
 
