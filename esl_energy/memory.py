@@ -119,6 +119,7 @@ class TermEnergy:
     terms: dict[str, float | str | None]
     layers: tuple[tuple[str, dict[str, float | str | None]], ...]
     notes: tuple[str, ...]
+    counts: dict[str, dict[str, float]]  # per term: accesses (ops, updates, events) and bits moved
 
     @property
     def joules(self) -> float | None:
@@ -280,7 +281,21 @@ def price_traffic(tr: Traffic, platform: Platform) -> TermEnergy:
         total["static"] = None
     if mem is None:
         notes.append(f"{platform.name}: no memory prices in its table")
-    return TermEnergy(platform.name, tr.network, total, tuple(layers), tuple(notes))
+    return TermEnergy(platform.name, tr.network, total, tuple(layers), tuple(notes), counts(tr))
+
+
+def counts(tr: Traffic) -> dict[str, dict[str, float]]:
+    """Per term, the accesses of a sample and the bits they move (what the joules price)."""
+    out: dict[str, dict[str, float]] = {t: {"count": 0.0, "bits": 0.0} for t in TERMS if t != "static"}
+    for lt in tr.layers:
+        out["synaptic"]["count"] += lt.ops
+        out["neuron"]["count"] += lt.updates
+        for term, acc in (("weight_read", lt.weight_reads), ("state_read", lt.state_reads),
+                          ("state_write", lt.state_writes), ("events", lt.events)):
+            if acc is not None:
+                out[term]["count"] += acc.count
+                out[term]["bits"] += acc.total_bits
+    return out
 
 
 @dataclass(frozen=True)

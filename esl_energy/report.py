@@ -452,6 +452,7 @@ def to_json(results: Sequence[ModelEnergy], layers: bool = False) -> list[dict[s
         }
         if r.memory:
             item["memory"] = {te.platform: dict(te.terms) for te in r.memory}
+            item["memory_counts"] = {te.platform: te.counts for te in r.memory}
         if r.qnn:
             item["qnn"] = {"activation_bits": _qnn_bits(r),
                            "energy": {te.platform: {"joules": te.joules, **te.terms} for te in r.qnn}}

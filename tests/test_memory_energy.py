@@ -78,6 +78,8 @@ def test_every_snn_term_by_hand(tiny: Any, tmp_path: Path) -> None:
     assert t["events"] == pytest.approx((4 + 3) * 2 * 3e-13)
     assert t["static"] is None and e.unpriced == ["static"]
     assert e.joules == pytest.approx(145.8e-12)
+    assert e.counts["weight_read"] == {"count": 15, "bits": 138}
+    assert e.counts["events"] == {"count": 7, "bits": 14} and e.counts["neuron"]["count"] == 6
 
 
 def test_every_qnn_term_by_hand(tiny: Any, tmp_path: Path) -> None:
