@@ -13,6 +13,7 @@ first-layer current once), so ours counts with ``direct_input="once"``; with
 step and ours uses the default ``per-step``.
 
     python benchmarks/energy_count.py [--model LIF.pt] [--samples 1000] [--batch-size 100]
+    python benchmarks/energy_count.py --model VGGSNN.pt      # a (tiny) VGGSNN, per-step
 
 Without ``--model`` a 784-800-10 mlp-lif (T = 8) with an ε = 60 Erdős–Rényi mask
 in the hidden layer and weights scaled so that it spikes is built (untrained).
@@ -81,16 +82,30 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     loaded = load(args.model) if args.model else demo_model()
-    if loaded.graph.meta.get("model") != "mlp-lif":
-        print("energy_count: the comparison is written for mlp-lif models", file=sys.stderr)
+    mlp = loaded.graph.meta.get("model") == "mlp-lif"
+    if loaded.model is None or loaded.graph.meta.get("model") not in ("mlp-lif", "vggsnn", "resnet19"):
+        print("energy_count: give a multi-spike LIF model.pt (mlp-lif, vggsnn, resnet19)", file=sys.stderr)
         return 2
     x = load_data("mnist-embedded", limit=args.samples).test.x
-    net = StepByStep(loaded.model) if args.step_by_step else loaded.model
-    direct = "per-step" if args.step_by_step else "once"
+    shape = tuple(loaded.graph.nodes[loaded.graph.input].shape)  # type: ignore[union-attr]
+    if not mlp:  # a conv net on the digits, as images of its input shape
+        x = x.reshape(-1, 1, 28, 28)
+        if x.shape[1:] != shape:
+            x = torch.nn.functional.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False)
+    net = StepByStep(loaded.model) if args.step_by_step and mlp else loaded.model
+    # the mlp-lif computes its constant first-layer current once; the conv nets every step
+    direct = "once" if mlp and not args.step_by_step else "per-step"
 
+    # rate-coded models draw their input spikes: both sides start from the same seed, so they
+    # draw the same spikes batch by batch and their counts must be equal
     ours_fn = lambda: measure(loaded.model, loaded.graph, x, batch_size=args.batch_size,  # noqa: E731
-                              direct_input=direct)
-    nb_fn = neurobench_counter(net, x, args.batch_size)
+                              direct_input=direct, seed=0)
+    nb_counter = neurobench_counter(net, x, args.batch_size)
+
+    def nb_fn() -> dict[str, float]:
+        torch.manual_seed(0)
+        return nb_counter()
+
     def forward_only() -> None:
         with torch.no_grad():
             for i in range(0, len(x), args.batch_size):

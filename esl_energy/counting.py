@@ -361,11 +361,13 @@ class MeasuredOps:
             if nz.shape[-1] != fan.numel():
                 raise EnergyError(f"activity feeding {name} has {nz.shape[-1]} values per step, "
                                   f"the layer takes {fan.numel()}")
-            counts = nz.sum(dim=(0, 1), dtype=torch.float64)
+            # per-sample counts over time in small integers: summing bools as float64 is slow
+            per = nz.view(torch.uint8).sum(0, dtype=torch.int16 if nz.shape[0] < 32768 else torch.int32)
+            counts = per.sum(0, dtype=torch.int64).double()
+            anyt = torch.count_nonzero(per, dim=0).double()  # inputs ≠ 0 at some step, per input
             self._ops[name] += float(counts @ fan)
             self._active[name] += float(counts.sum())
             self._seen[name] += float(nz.numel())
-            anyt = nz.any(dim=0).sum(dim=0, dtype=torch.float64)
             self._any[name] += float(anyt.sum())
             self._any_ops[name] += float(anyt @ fan)
         self.samples += int(batch or 0)

@@ -38,9 +38,10 @@ activation (neuron update, one state read and write) per neuron, and the ``A`` n
 activations moved as (address, value) pairs or as a dense vector of ``b``-bit words,
 whichever is fewer bits.
 
-Break-even spike rate: the SNN's energy is ``F + λ·V`` when every spike-input layer's
-events scale by ``λ`` (its ops, weight reads, membrane accesses and events are
-proportional to its input events; neuron updates and static power are not). With the QNN
+Break-even spike rate: the SNN's energy is ``F + λ·V`` when the events of every layer fed
+by spikes (or by pooled spikes) scale by ``λ`` (its ops, weight reads, membrane accesses
+and events are proportional to its input events; neuron updates, static power and a
+layer reading analog input are not). With the QNN
 held at its measured activity, ``λ* = (E_QNN − F)/V`` and the break-even rate is
 ``λ*`` times the measured rate (input events per input per step over the spike-input
 layers): below it the SNN costs less.
@@ -95,7 +96,7 @@ class LayerTraffic:
     state_reads: Access | None = None
     state_writes: Access | None = None
     events: Access | None = None  # written once and read once
-    scales: bool = False  # SNN: proportional to the spike rate (spike-input connection layers)
+    scales: bool = False  # SNN: proportional to the spike rate (layers fed by spikes or pooled spikes)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,9 @@ def traffic(graph: Graph, count: OpCount, weight_bits: int, state_bits: int) -> 
         wmem = nonzero * w / 8
         smem = n_out * state_bits / 8
         spikes = lc.op == "sop"
+        # what scales with the spike rate: every layer fed by spikes, pooled spikes included;
+        # only a layer reading the analog input itself (direct pixels, frames) does not
+        from_spikes = spikes or lc.source != graph.input
         assert lc.events is not None and lc.active_inputs is not None and lc.active_ops is not None
         if spikes:
             addr = _index_bits(n_in)
@@ -178,7 +182,8 @@ def traffic(graph: Graph, count: OpCount, weight_bits: int, state_bits: int) -> 
         snn.append(LayerTraffic(lc.name, "connection", ops=lc.ops, op=lc.op,
                                 weight_reads=Access(lc.ops, w, wmem),
                                 state_reads=Access(lc.ops, state_bits, smem),
-                                state_writes=Access(lc.ops, state_bits, smem), events=ev, scales=spikes))
+                                state_writes=Access(lc.ops, state_bits, smem), events=ev,
+                                scales=from_spikes))
         # QNN: non-zero activations as (address, value) pairs, or dense b-bit words if fewer bits
         a_bits = b if spikes else state_bits
         pair = lc.active_inputs * (_index_bits(n_in) + a_bits)

@@ -227,3 +227,14 @@ def test_sized_prices_interpolate_in_log_log() -> None:
     assert read(8192) == pytest.approx(10e-12 / 64) and read(1 << 20) == pytest.approx(100e-12 / 64)
     assert read(100) == read(8192) and read(1 << 30) == read(1 << 20)  # the ends hold outside
     assert read(16384) == pytest.approx((10e-12 / 64) * 2 ** 0.5)  # halfway in log size: geometric mean
+
+
+def test_only_layers_fed_by_spikes_scale_with_the_spike_rate() -> None:
+    model = build_model({"name": "mlp-lif", "sizes": [4, 3, 2], "T": 2, "encoding": "direct"})
+    graph = lower(model)
+    count = MeasuredOps(graph)({"input": torch.tensor([[[0.5, 0, 0.2, 0]], [[0.5, 0, 0.2, 0]]]),
+                                "lif.0": torch.tensor([[[0.0, 0, 1]], [[1, 0, 1]]])})
+    snn, qnn = traffic(graph, count, 8, 16)
+    assert [lt.scales for lt in snn.layers if lt.kind == "connection"] == [False, True]
+    assert [lt.op for lt in qnn.layers if lt.kind == "connection"] == ["mac", "qmac"]  # analog pixels: a MAC
+    assert snn.spike_rate == pytest.approx(3 / (3 * 2))  # the hidden layer's spikes only
