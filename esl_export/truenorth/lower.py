@@ -335,11 +335,11 @@ def layer_pairs(graph: Graph) -> list[tuple[str, Affine, LIF | Readout]]:
 
 def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit: float = 2.0,
                 drain: int = 64, mode: str = "auto", quantum: int = QUANTUM, dt: float | None = None,
-                copies: int | None = None, window: float | None = None) -> CoreIR:
+                copies: int | None = None, window: float | None = None, partial: str = "levels") -> CoreIR:
     """Place a LIF MLP graph on cores (see the module docstring). A graph that ends in a
     LIF layer (an snntorch network, say) has its output neurons' spikes counted directly.
     A single-spike graph goes to ``single_spike.lower_single_spike`` (``dt``, ``copies``,
-    ``window``; the others apply to LIF graphs)."""
+    ``window``, ``partial``: "levels" or "rate"; the others apply to LIF graphs)."""
     g = geometry or Geometry.from_platform()
     if any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
         from esl_export.truenorth import single_spike as ss
@@ -348,7 +348,7 @@ def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit:
             mode = "levels"
         return ss.lower_single_spike(graph, g, dt=ss.DEFAULT_DT if dt is None else dt,
                                      copies=ss.DEFAULT_COPIES if copies is None else copies, mode=mode,
-                                     window=ss.sdt.DEFAULT_WINDOW if window is None else window)
+                                     window=ss.sdt.DEFAULT_WINDOW if window is None else window, partial=partial)
     if g.axon_types < 4 or not 0 <= quantum < (1 << (g.weight_bits - 1)):
         raise IRError(f"geometry {g}: needs 4 axon types and a partial quantum in 0..255 (0: per neuron), "
                       f"got {quantum}")

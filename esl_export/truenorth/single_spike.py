@@ -21,7 +21,7 @@ import numpy as np
 
 from esl_export import single_spike_dt as sdt
 from esl_export.graph import Graph, GraphError
-from esl_export.truenorth.ir import NO_FLOOR, RESET_ZERO, THRESHOLD_MAX, CoreIR, Geometry, IRError
+from esl_export.truenorth.ir import NO_FLOOR, RESET_LINEAR, RESET_ZERO, THRESHOLD_MAX, CoreIR, Geometry, IRError
 
 #: default grid step in τ_syn units: 2/15, half the grid of the 13-step variant; K = 8 copies
 DEFAULT_DT = 2.0 / 15.0
@@ -29,6 +29,10 @@ DEFAULT_COPIES = 8
 #: the reset potential that makes a neuron fire once: the most negative the IR allows
 FIRE_ONCE = -THRESHOLD_MAX
 DECODE = "first-spike"
+#: most level neurons per partial-summed neuron (besides the final neuron's axons: one core's)
+LEVEL_BUDGET = 1 << 30
+#: the rate-limited partial-sum variant: a partial spike carries 1/2 of the final threshold
+RATE_SPIKES_PER_THRESHOLD = 2
 
 
 def kernel_delays(copies: int, dt: float, max_delay: int) -> list[int]:
@@ -138,7 +142,7 @@ class _Core:
 def _neuron(cols: list[int], w: list[int], thr: int, reset_value: int, dest: Any, role: str,
             layer: int, j: int) -> dict[str, Any]:
     return {"axons": cols, "w": w, "thr": int(thr), "rv": int(reset_value), "dest": dest, "role": role,
-            "layer": layer, "j": j}
+            "layer": layer, "j": j, "reset": RESET_ZERO}
 
 
 def _place_direct(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]],
@@ -183,7 +187,7 @@ def _levels(lay: SSLayer, j: int, copies: int, axons: int) -> tuple[int, list[in
     chans = channels(lay, j, axons)
     mag = np.abs(lay.int_weight()[j])
     ranges = [copies * int(mag[idx].sum()) for _, idx in chans]
-    free = axons - len(chans)
+    free = min(axons, LEVEL_BUDGET) - len(chans)
     if free <= 0:
         raise IRError(f"layer {lay.name}: neuron {j} has {len(chans)} partial-sum channels, more than one "
                       f"core's {axons} axons")
@@ -207,19 +211,40 @@ def rescale_for_levels(lay: SSLayer, g: Geometry, which: list[int]) -> None:
     lay.error["level_b_min"], lay.error["level_b_max"] = int(lay.lb.min()), int(lay.lb.max())
 
 
+def rescale_for_rate(lay: SSLayer, g: Geometry, which: list[int]) -> None:
+    """The rate variant's units: threshold = RATE_SPIKES_PER_THRESHOLD × Q with Q in the
+    weight bits, so ``lb`` shrinks to about that threshold's share."""
+    hi = g.weight_range[1]
+    for j in which:
+        ratio = lay.la[j] / lay.lb[j]
+        want = (RATE_SPIKES_PER_THRESHOLD * hi - 1) * lay.b[j] / (lay.copies * lay.real_threshold)
+        lay.lb[j] = max(1, min(int(lay.lb[j]), int(want)))
+        lay.la[j] = max(1, round(lay.lb[j] * ratio))
+    lay.threshold = (np.floor(lay.copies * lay.real_threshold * lay.lb / lay.b) + 1).astype(np.int64)
+    lay.error["level_b_min"], lay.error["level_b_max"] = int(lay.lb.min()), int(lay.lb.max())
+
+
 def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], copies: int,
-                  g: Geometry) -> list[_Core]:
+                  g: Geometry, scheme: str = "levels") -> list[_Core]:
     """Partial sums by level neurons: per channel (one sign, <= A inputs) ``m`` neurons with
-    thresholds Q, 2Q, ..., mQ that integrate the channel's |weights| and fire once, when the
-    channel's sum first reaches their level; the final neuron adds +Q (type 0) or −Q (type 1)
-    per level spike, so it holds Σ ±Q·floor(S_ch/Q) one tick later — no rate limit."""
+    thresholds (r − ½)·Q, r = 1..m (``Q − Q//2`` for r = 1), that integrate the channel's
+    |weights| and fire once, when the channel's sum first reaches their level; the final
+    neuron adds +Q (type 0) or −Q (type 1) per level spike, so it holds Σ ±Q·round(S_ch/Q)
+    one tick later — no rate limit. Channels share a level core while axons and neurons fit.
+    ``scheme="rate"``: one neuron per channel instead, threshold Q, linear reset (the LIF
+    lowering's partial sums: at most Q per tick passes, the rest waits)."""
     cores: list[_Core] = []
     final = _Core()
+    part = _Core()
     qs = np.zeros(lay.types.shape[0], np.int64)
     for j in range(lay.types.shape[0]):
         if not slots[j]:
             continue
-        q, levels = _levels(lay, j, copies, g.axons)
+        if scheme == "rate":
+            q = int(math.ceil(lay.threshold[j] / RATE_SPIKES_PER_THRESHOLD))
+            levels = [1] * len(channels(lay, j, g.axons))
+        else:
+            q, levels = _levels(lay, j, copies, g.axons)
         qs[j] = q
         if q > g.weight_range[1]:
             raise IRError(f"layer {lay.name}: neuron {j} needs a partial-sum quantum {q} beyond the weight bits")
@@ -228,22 +253,51 @@ def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], 
                 cores.append(final)
             final = _Core()
         fcols = []
+        la, lb = int(lay.la[j]), int(lay.lb[j])
         for c, ((sign, idx), m) in enumerate(zip(channels(lay, j, g.axons), levels, strict=True)):
-            core = _Core()
-            cols = [core.axon((src[i], int(lay.types[j, i])), int(lay.types[j, i])) for i in idx]
-            la, lb = int(lay.la[j]), int(lay.lb[j])
+            keys = [((src[i], int(lay.types[j, i])), int(lay.types[j, i])) for i in idx]
+            new = sum(1 for key, _ in keys if key not in part.index)
+            if len(part.axons) + new > g.axons or len(part.neurons) + m > g.neurons:
+                if part.neurons:
+                    cores.append(part)
+                part = _Core()
+            cols = [part.axon(key, kind) for key, kind in keys]
             w = [la, lb, 0, 0] if sign == 0 else [0, 0, la, lb]  # the channel's |sum|
             for r in range(1, m + 1):
                 key = ("level", k, j, c, r)
                 fcols.append(final.axon(key, sign))
-                core.neurons.append(_neuron(cols, w, r * q, FIRE_ONCE, (key, 1), "level", k, j))
-            cores.append(core)
+                # level r at (r − ½)·Q: the final neuron holds Q·round(S/Q), unbiased
+                nrn = _neuron(cols, w, r * q - q // 2, FIRE_ONCE, (key, 1), "level", k, j)
+                if scheme == "rate":
+                    nrn["thr"], nrn["rv"], nrn["reset"] = q, 0, RESET_LINEAR
+                part.neurons.append(nrn)
         for dest in slots[j]:
             final.neurons.append(_neuron(fcols, [q, -q, 0, 0], lay.threshold[j], FIRE_ONCE, dest, "main", k, j))
+    if part.neurons:
+        cores.append(part)
     if final.neurons:
         cores.append(final)
     lay.q = qs
-    lay.mode = "levels" if all(q > 0 for q, sl in zip(qs, slots, strict=True) if sl) else "mixed"
+    return cores
+
+
+def _place_splitters(k: int, copy_slots: list[list[Any]], g: Geometry) -> list[_Core]:
+    """Splitter per source neuron of layer k: one axon (the source's only destination),
+    K neurons (weight 1, threshold 1), each sending the spike to one relay axon with its
+    kernel delay. (K replicas of the source itself would multiply its SOPs by K.)"""
+    cores: list[_Core] = []
+    core = _Core()
+    for h, dests in enumerate(copy_slots):
+        if not dests:
+            continue
+        if len(core.axons) + 1 > g.axons or len(core.neurons) + len(dests) > g.neurons:
+            cores.append(core)
+            core = _Core()
+        cols = [core.axon(("split", k, h), 0)]
+        for dest in dests:
+            core.neurons.append(_neuron(cols, [1, 0, 0, 0], 1, 0, dest, "split", k, h))
+    if core.neurons:
+        cores.append(core)
     return cores
 
 
@@ -267,9 +321,33 @@ def _place_relays(n: int, k: int, copies: int, slots: list[list[Any]], g: Geomet
     return cores
 
 
+@dataclass
+class Plan:
+    """The quantised layers and their cores, before assembly into arrays."""
+
+    layers: list[SSLayer]
+    placed: list[list[_Core]]
+    relays: list[list[_Core]]  # per hidden layer: its splitter cores, then its relay cores
+    delays: list[int]
+    net: sdt.DTNetwork
+    n_data: int
+
+
 def lower_single_spike(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEFAULT_COPIES,
-                       window: float = sdt.DEFAULT_WINDOW, mode: str = "auto") -> CoreIR:
+                       window: float = sdt.DEFAULT_WINDOW, mode: str = "auto", partial: str = "levels") -> CoreIR:
     """Place a single-spike MLP graph (Input, (Affine, SingleSpikeIF)*) on cores."""
+    p = plan(graph, g, dt=dt, copies=copies, window=window, mode=mode, partial=partial)
+    return _assemble(g, p.layers, p.placed, p.relays, p.delays, p.net, p.n_data, graph)
+
+
+def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEFAULT_COPIES,
+         window: float = sdt.DEFAULT_WINDOW, mode: str = "auto", partial: str = "levels") -> Plan:
+    """Quantise and place (see ``lower_single_spike``); the layers carry the integer
+    weights, thresholds and partial-sum quanta the cores hold."""
+    if not (math.isfinite(dt) and dt > 0):
+        raise IRError(f"the tick must be a positive number of tau_syn, got {dt}")
+    if mode not in ("auto", "direct", "levels") or partial not in ("levels", "rate"):
+        raise IRError(f"placement {mode!r} / partial sums {partial!r}: auto, direct or levels / levels or rate")
     if g.axon_types < 4:
         raise IRError(f"geometry {g}: the single-spike lowering needs 4 axon types")
     net = sdt.network(graph, dt=dt, window=window)  # checks the graph and the grid
@@ -295,11 +373,15 @@ def lower_single_spike(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, cop
         assert direct is not None
         levels: list[_Core] = []
         if wide:
-            rescale_for_levels(lay, g, wide)
+            if partial == "rate":
+                rescale_for_rate(lay, g, wide)
+            else:
+                rescale_for_levels(lay, g, wide)
             levels = _place_levels(lay, k, src, [s if not f else [] for s, f in zip(slots, fits, strict=True)],
-                                   copies, g)
+                                   copies, g, partial)
         placed[k] = direct + levels
         lay.direct_cores = len(direct)
+        lay.mode = "direct" if not wide else "levels" if not direct else "mixed"
         if k == 0:
             break
         consumers: list[list[Any]] = [[] for _ in range(lay.types.shape[1])]
@@ -308,13 +390,16 @@ def lower_single_spike(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, cop
             for a, (key, _) in enumerate(core.axons):
                 if isinstance(key[0], tuple) and key[0][0] == "relay":
                     consumers[key[0][2]].append((("axon", k, c, a), late))
-        relays[k - 1] = _place_relays(lay.types.shape[1], k - 1, copies, consumers, g)
-        slots = [[] for _ in range(lay.types.shape[1])]
-        for core in relays[k - 1]:
+        relay_cores = _place_relays(lay.types.shape[1], k - 1, copies, consumers, g)
+        copy_slots: list[list[Any]] = [[] for _ in range(lay.types.shape[1])]
+        for core in relay_cores:
             for key, _ in core.axons:
                 _, _, h, c = key
-                slots[h].append((key, delays[c]))
-    return _assemble(g, layers, placed, relays, delays, net, n_data, graph)
+                copy_slots[h].append((key, delays[c]))
+        split_cores = _place_splitters(k - 1, copy_slots, g)
+        relays[k - 1] = split_cores + relay_cores
+        slots = [[(("split", k - 1, h), 1)] if copy_slots[h] else [] for h in range(lay.types.shape[1])]
+    return Plan(layers, placed, relays, delays, net, n_data)
 
 
 def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], relays: list[list[_Core]],
@@ -330,6 +415,7 @@ def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], rel
     weight = np.zeros((C, N, g.axon_types), np.int16)
     threshold = np.full((C, N), THRESHOLD_MAX, np.int32)
     reset_value = np.zeros((C, N), np.int32)
+    reset = np.full((C, N), RESET_ZERO, np.int8)
     where: dict[Any, tuple[int, int]] = {}
     inputs = []
     for gc, (kind, k, c_local, core) in enumerate(order):
@@ -347,13 +433,14 @@ def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], rel
                 where[key] = (gc, a)
     edges, outputs = [], []
     neuron_map: list[list[list[int]]] = [[[-1, -1] for _ in range(lay.types.shape[0])] for lay in layers]
-    roles = {"main": 0, "level": 0, "relay": 0}
+    roles = {"main": 0, "level": 0, "relay": 0, "split": 0}
     for gc, (_, k, _, core) in enumerate(order):
         for n, nrn in enumerate(core.neurons):
             crossbar[gc, nrn["axons"], n] = True
             weight[gc, n] = nrn["w"]
             threshold[gc, n] = nrn["thr"]
             reset_value[gc, n] = nrn["rv"]
+            reset[gc, n] = nrn["reset"]
             roles[nrn["role"]] += 1
             if nrn["role"] == "main" and neuron_map[k][nrn["j"]][0] < 0:
                 neuron_map[k][nrn["j"]] = [gc, n]
@@ -367,8 +454,8 @@ def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], rel
     # adds one tick between layers (uniform per layer, so the earliest output is unchanged)
     shift, offsets = 0, []
     for k, lay in enumerate(layers):
-        if k > 0:  # the relay's tick, and the level sums' (direct neurons wait for them)
-            shift += 1 + (lay.mode != "direct")
+        if k > 0:  # the splitter's and the relay's ticks, and the level sums' (direct neurons wait)
+            shift += 2 + (lay.mode != "direct")
         offsets.append({"spike": shift})
     ticks = net.steps + shift
     report = {
@@ -380,12 +467,12 @@ def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], rel
                     - sum(1 for m in neuron_map[k] if m[0] >= 0),
                     "level_neurons": sum(1 for core in placed[k] for nrn in core.neurons if nrn["role"] == "level"),
                     "relay_cores": len(relays[k]) if k < len(relays) else 0,
-                    "quantum_over_threshold_max": float((lay.q / lay.threshold).max()) if lay.mode == "levels"
+                    "quantum_over_threshold_max": float((lay.q / lay.threshold).max()) if lay.mode != "direct"
                     else 0.0,
                     "unplaced_neurons": sum(1 for m in neuron_map[k] if m[0] < 0)}
                    for k, lay in enumerate(layers)],
         "lower_bound": lower_bound(layers, len(delays), g),
-        "relay_neurons": roles["relay"], "level_neurons": roles["level"],
+        "relay_neurons": roles["relay"], "splitter_neurons": roles["split"], "level_neurons": roles["level"],
     }
     inp = graph.nodes[graph.input]
     meta = {
@@ -401,7 +488,7 @@ def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], rel
     }
     NN = (C, N)
     return CoreIR(g, crossbar, axon_type, weight, threshold, np.zeros(NN, np.int32), np.zeros(NN, bool),
-                  np.full(NN, RESET_ZERO, np.int8), np.full(NN, NO_FLOOR, np.int32),
+                  reset, np.full(NN, NO_FLOOR, np.int32),
                   np.asarray(edges, np.int32).reshape(-1, 5), np.asarray(outputs, np.int32).reshape(-1, 3),
                   np.asarray(inputs, np.int32).reshape(-1, 3), 2 * n_data, layers[-1].types.shape[0], meta,
                   reset_value=reset_value)
@@ -409,18 +496,19 @@ def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], rel
 
 def lower_bound(layers: list[SSLayer], copies: int, g: Geometry) -> int:
     """Cores no placement of this scheme can beat: per layer max(neurons/N, axons/A,
-    synapses/(A·N)) with neurons = K replicas per hidden neuron (the relays' inputs) and one
-    per output, axons the distinct (source, type) keys; plus, per hidden layer, the relays
-    (K axons each)."""
+    synapses/(A·N)), axons the distinct (source, type) keys; plus, per hidden layer, the
+    splitters (K neurons per neuron) and the relays (K axons per neuron). Level partial
+    sums are not in it: it bounds the placement, not the fan-in scheme."""
     total = 0
     for k, lay in enumerate(layers):
         last = k == len(layers) - 1
         n = lay.types.shape[0] * (1 if last else copies)
         keys = sum(int((lay.types == t).any(0).sum()) for t in range(4))
         syn = int((lay.types >= 0).sum())
-        total += max(math.ceil(n / g.neurons), math.ceil(keys / g.axons), math.ceil(syn / (g.axons * g.neurons)))
-        if not last:
-            total += math.ceil(lay.types.shape[0] * copies / g.axons)
+        total += max(math.ceil(lay.types.shape[0] / g.neurons), math.ceil(keys / g.axons),
+                     math.ceil(syn / (g.axons * g.neurons)))
+        if not last:  # splitters (K neurons per source) and relays (K axons per source)
+            total += math.ceil(n / g.neurons) + math.ceil(n / g.axons)
     return total
 
 
