@@ -4,8 +4,9 @@ fan-ins in one core, with level partial sums, and with both in one layer; the CL
 refuses bad input in one line; old (version 3) IR folders still read.
 
 The network: a 784-24-10 single-spike MLP with its initial weights (weight sums ~3 per
-neuron, widely spread, dark pixels silent: neurons fire at many ticks, some never), a sparse hidden mask of ~40 inputs per neuron except hidden
-neuron 0, which keeps all 784 inputs and so needs partial sums.
+neuron, widely spread, dark pixels silent: neurons fire at many ticks, some never), a
+sparse hidden mask of ~40 inputs per neuron except hidden neuron 0, which keeps all 784
+inputs and so needs partial sums.
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ def test_esl_run_and_energy_on_a_single_spike_export_and_bad_input_is_one_line(
                         ([*_export(setup, tmp_path), "--tick", "abc"], "--tick"),
                         ([*_export(setup, tmp_path), "--tick", "0"], "tick"),
                         ([*_export(setup, tmp_path), "--placement", "direct"], "does not fit one core"),
-                        ([str(setup["path"]), "--target", "truenorth", "-o", str(setup["path"])], "overwrite")):
+                        ([str(setup["path"]), "--target", "truenorth", "-o", str(setup["path"])],
+                         "overwrite")):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("esl-export: error:") and words in err and "\n" not in err, err

@@ -220,7 +220,8 @@ def read(path: str | Path) -> CoreIR:
         raise IRError(f"{p / MANIFEST}: not a {FORMAT} manifest")
     version = manifest.get("version")
     if version not in READABLE:
-        raise IRError(f"{p / MANIFEST}: version {version!r}, this reader knows {', '.join(map(str, READABLE))}")
+        known = ", ".join(map(str, READABLE))
+        raise IRError(f"{p / MANIFEST}: version {version!r}, this reader knows {known}")
     try:
         geom = Geometry(**manifest["geometry"])
         n_in, n_out = _count(manifest["n_inputs"]), _count(manifest["n_outputs"])

@@ -61,6 +61,58 @@ Fan-out: replica neurons
 Timing: data step t is on the first layer's axons at tick t; a direct layer spikes at
 the tick its inputs arrive, a partial-sum layer one tick later, and every edge has
 delay 1. ``layer_offsets[k]`` is the tick of layer k's step 0.
+
+Single-spike networks (``single_spike.py``; Mostafa 2018: non-leaky IF, exponentially
+decaying synaptic current, threshold 1, one spike per neuron, latency-coded input, the
+earliest output wins)
+    *Grid*: one tick is one step of ``single_spike_dt`` (``--tick``, default dt = 2/15
+    τ_syn; a pixel's spike at step round(t_i/dt)); ``grid steps + 2`` ticks per sample
+    for 784-800-10 (27).
+    *Synaptic current*: not a TrueNorth state. By tick n a spike at step m has put
+    w·(1 − e^{−(n−m)dt}) on the membrane; K equal arrivals of w/K at the kernel's
+    quantile delays d_k = round(−ln(1 − (k − ½)/K)/dt) (made distinct, 1..15) follow the
+    same curve as a staircase, so one axon type per weight level and sign suffices. The
+    host sends each pixel's spike K times on one axon (at s_i + d_k); a hidden neuron
+    sends its one spike to a *splitter* (K neurons on one axon), whose spikes reach a
+    *relay* neuron over K axons with the delays d_k; the relay re-emits every arrival
+    (threshold 1, reset to 0), so each consumer core gets the K arrivals on one axon.
+    Splitter and relay cost two ticks between layers, the same for every neuron.
+    *Weights*: two magnitudes per neuron (Lloyd on |w| with 0 fixed), axon types
+    +a, +b, −a, −b; ``lb`` as large as the 9 bits, the 18-bit threshold and fire-once
+    allow; threshold floor(K·lb/b) + 1 (strict ``V > 1`` as ``V >= θ``).
+    *Fire once*: reset mode 0 with the IR's ``reset_value`` = −(2^18 − 1) (version 4 of
+    the IR; version 3 folders read with 0); ``lb`` is capped so that K × the neuron's
+    positive weights stay below that distance, so no neuron can fire twice in a sample.
+    *Fan-in*: a neuron whose (input, type) keys fit one core is placed whole (cores
+    filled in neuron order); a wider one (the dense hidden layer, 11 gradient-grown
+    neurons of the ESL ε = 60 model, every output neuron: 800 inputs) sums through
+    *level neurons*: its inputs, one sign and at most A per channel, drive m neurons with
+    thresholds (r − ½)·Q that fire once; the final neuron adds ±Q per level spike, i.e.
+    Σ ±Q·round(S_ch/Q) one tick later, with no rate limit. Q is chosen so every channel's
+    whole range (K·Σ|w|) is covered with at most A levels in all (the final neuron's
+    axons); the host feeds level sums one tick early (input lines n_data..2·n_data−1), and
+    direct neurons of a layer with level sums get their relay arrivals one tick late, so a
+    layer's neurons keep one clock.
+    *Readout*: the output that spikes first, lowest index on ties (``outputs.rule`` =
+    ``first-spike`` in the manifest; the simulator records each output's first tick).
+    Measured (``runs``-style recipe: 784-800-10, 20 epochs on 4,000 embedded digits; 500
+    test digits for ESL ε = 60, 200 for dense; PyTorch 93.4 % / 94.5 %):
+
+    ==============================  =====  ======  =====  =====  ==========
+    variant (ESL ε = 60)            cores  ticks   IR     agree  SOPs/digit
+    ==============================  =====  ======  =====  =====  ==========
+    K = 8, dt 2/15, levels (dflt)    470    27     92.6   96.2   3.41 M
+    K = 8, dt 4/15                   470    16     90.8   95.2   2.67 M
+    K = 4, dt 2/15                   455    27     90.6   93.2   1.78 M
+    K = 2, dt 2/15                   449    27     90.2   92.4   0.84 M
+    rate-limited partial sums        461    27     89.8   93.2   0.58 M
+    at most 128 levels per neuron    465    27     91.8   95.2   1.97 M
+    ==============================  =====  ======  =====  =====  ==========
+
+    In a float emulation of the same staircase (500 digits) the kernel alone keeps 97.6 %
+    agreement and two-level weights 95.8 %; ternary weights (one level) fall to 92.4 %.
+    The cores are bound by axons: a random ε = 60 mask (~119 inputs per neuron) leaves
+    about two hidden neurons per core, against a lower bound of 71.
 """
 
 from __future__ import annotations
@@ -348,7 +400,8 @@ def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit:
             mode = "levels"
         return ss.lower_single_spike(graph, g, dt=ss.DEFAULT_DT if dt is None else dt,
                                      copies=ss.DEFAULT_COPIES if copies is None else copies, mode=mode,
-                                     window=ss.sdt.DEFAULT_WINDOW if window is None else window, partial=partial)
+                                     window=ss.sdt.DEFAULT_WINDOW if window is None else window,
+                                     partial=partial)
     if g.axon_types < 4 or not 0 <= quantum < (1 << (g.weight_bits - 1)):
         raise IRError(f"geometry {g}: needs 4 axon types and a partial quantum in 0..255 (0: per neuron), "
                       f"got {quantum}")

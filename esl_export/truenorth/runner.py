@@ -70,14 +70,17 @@ def _single_spike_lines(ir: CoreIR) -> list[str]:
     rep, st, inp = ir.meta["report"], ir.stats(), ir.meta["inputs"]
     lines = [f"{st['cores']} cores (lower bound {rep['lower_bound']}), crossbar utilisation "
              f"{100 * st['utilisation']:.2f}% ({st['synapses']:,} synapses), "
-             f"{sum(lay['replicas'] for lay in rep['layers'])} replica neurons, {rep['splitter_neurons']} splitter and "
-             f"{rep['relay_neurons']} relay neurons, {rep['level_neurons']} level (partial-sum) neurons; {ir.meta['timing']['ticks_per_sample']} "
+             f"{sum(lay['replicas'] for lay in rep['layers'])} replica neurons, {rep['splitter_neurons']} "
+             f"splitter and {rep['relay_neurons']} relay neurons, {rep['level_neurons']} level (partial-sum) "
+             f"neurons; {ir.meta['timing']['ticks_per_sample']} "
              f"ticks per sample (dt {inp['dt']:.4g} tau_syn, arrival delays {inp['kernel_delays']})"]
     for lay, q in zip(rep["layers"], rep["quantisation"]["layers"], strict=True):
         extra = (f", quantum up to {lay['quantum_over_threshold_max']:.3f} of the threshold"
                  if lay["mode"] != "direct" else "")
-        lines.append(f"  {lay['name']}: {lay['mode']}, {lay['cores']} cores (+{lay['relay_cores']} splitter/relay cores), "
-                     f"{lay['synapses']:,} synapses, {lay['replicas']} replicas{extra}; two-level weight error "
+        lines.append(f"  {lay['name']}: {lay['mode']}, {lay['cores']} cores (+{lay['relay_cores']} "
+                     f"splitter/relay cores), {lay['synapses']:,} synapses, {lay['replicas']} "
+                     f"replicas{extra}; "
+                     f"two-level weight error "
                      f"{q['weight_rel_rms']:.3f} relative RMS ({q['integer_rel_rms']:.3f} in integers), "
                      f"{100 * q['zeroed_fraction']:.1f}% of weights zeroed")
     return lines

@@ -190,13 +190,14 @@ def raster(ir: CoreIR, seq: np.ndarray) -> np.ndarray:
     return r
 
 
-def simulate(ir: CoreIR, seq: np.ndarray, batch: int = 100, record: bool = False, host: bool = False) -> SimResult:
+def simulate(ir: CoreIR, seq: np.ndarray, batch: int = 100, record: bool = False,
+             host: bool = False) -> SimResult:
     """Stream samples ``seq`` [T, N, n_data] through the IR in batches; with ``host``, ``seq``
     is already every input line per tick, [ticks_per_sample, N, n_inputs] (the single-spike
     IR's latency raster)."""
     sim = Simulator(ir)
     n = seq.shape[1]
-    if host and seq.shape[0] != int(ir.meta["timing"]["ticks_per_sample"]) or host and seq.shape[2] != ir.n_inputs:
+    if host and (seq.shape[0] != int(ir.meta["timing"]["ticks_per_sample"]) or seq.shape[2] != ir.n_inputs):
         raise ValueError(f"host raster {seq.shape}: expected [ticks per sample, samples, {ir.n_inputs}]")
     parts = [sim.run(seq[:, i:i + batch] if host else raster(ir, seq[:, i:i + batch]), record=record)
              for i in range(0, n, batch)]

@@ -20,8 +20,16 @@ from typing import Any
 import numpy as np
 
 from esl_export import single_spike_dt as sdt
-from esl_export.graph import Graph, GraphError
-from esl_export.truenorth.ir import NO_FLOOR, RESET_LINEAR, RESET_ZERO, THRESHOLD_MAX, CoreIR, Geometry, IRError
+from esl_export.graph import Graph
+from esl_export.truenorth.ir import (
+    NO_FLOOR,
+    RESET_LINEAR,
+    RESET_ZERO,
+    THRESHOLD_MAX,
+    CoreIR,
+    Geometry,
+    IRError,
+)
 
 #: default grid step in τ_syn units: 2/15, half the grid of the 13-step variant; K = 8 copies
 DEFAULT_DT = 2.0 / 15.0
@@ -73,7 +81,8 @@ class SSLayer:
     def int_weight(self) -> np.ndarray:
         """[out, in] integer weight of one arrival."""
         w = np.stack([self.la, self.lb, -self.la, -self.lb], 1)  # [out, 4]
-        return np.where(self.types >= 0, np.take_along_axis(w, np.maximum(self.types, 0).astype(np.int64), 1), 0)
+        pick = np.take_along_axis(w, np.maximum(self.types, 0).astype(np.int64), 1)
+        return np.where(self.types >= 0, pick, 0)
 
 
 def two_levels(w: np.ndarray, iters: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -241,13 +250,14 @@ def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], 
         if not slots[j]:
             continue
         if scheme == "rate":
-            q = int(math.ceil(lay.threshold[j] / RATE_SPIKES_PER_THRESHOLD))
+            q = math.ceil(lay.threshold[j] / RATE_SPIKES_PER_THRESHOLD)
             levels = [1] * len(channels(lay, j, g.axons))
         else:
             q, levels = _levels(lay, j, copies, g.axons)
         qs[j] = q
         if q > g.weight_range[1]:
-            raise IRError(f"layer {lay.name}: neuron {j} needs a partial-sum quantum {q} beyond the weight bits")
+            raise IRError(f"layer {lay.name}: neuron {j} needs a partial-sum quantum {q} beyond the weight "
+                          f"bits")
         if len(final.axons) + sum(levels) > g.axons or len(final.neurons) + len(slots[j]) > g.neurons:
             if final.neurons:
                 cores.append(final)
@@ -272,7 +282,8 @@ def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], 
                     nrn["thr"], nrn["rv"], nrn["reset"] = q, 0, RESET_LINEAR
                 part.neurons.append(nrn)
         for dest in slots[j]:
-            final.neurons.append(_neuron(fcols, [q, -q, 0, 0], lay.threshold[j], FIRE_ONCE, dest, "main", k, j))
+            final.neurons.append(_neuron(fcols, [q, -q, 0, 0], lay.threshold[j], FIRE_ONCE, dest, "main", k,
+                                         j))
     if part.neurons:
         cores.append(part)
     if final.neurons:
@@ -334,7 +345,8 @@ class Plan:
 
 
 def lower_single_spike(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEFAULT_COPIES,
-                       window: float = sdt.DEFAULT_WINDOW, mode: str = "auto", partial: str = "levels") -> CoreIR:
+                       window: float = sdt.DEFAULT_WINDOW, mode: str = "auto",
+                       partial: str = "levels") -> CoreIR:
     """Place a single-spike MLP graph (Input, (Affine, SingleSpikeIF)*) on cores."""
     p = plan(graph, g, dt=dt, copies=copies, window=window, mode=mode, partial=partial)
     return _assemble(g, p.layers, p.placed, p.relays, p.delays, p.net, p.n_data, graph)
@@ -347,7 +359,8 @@ def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEF
     if not (math.isfinite(dt) and dt > 0):
         raise IRError(f"the tick must be a positive number of tau_syn, got {dt}")
     if mode not in ("auto", "direct", "levels") or partial not in ("levels", "rate"):
-        raise IRError(f"placement {mode!r} / partial sums {partial!r}: auto, direct or levels / levels or rate")
+        raise IRError(f"placement {mode!r} / partial sums {partial!r}: auto, direct or levels / levels or "
+                      f"rate")
     if g.axon_types < 4:
         raise IRError(f"geometry {g}: the single-spike lowering needs 4 axon types")
     net = sdt.network(graph, dt=dt, window=window)  # checks the graph and the grid
@@ -368,7 +381,8 @@ def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEF
                 for j in range(lay.types.shape[0])]
         wide = [j for j, f in enumerate(fits) if slots[j] and not f]
         if wide and mode == "direct":
-            raise IRError(f"layer {lay.name}: neuron {wide[0]}'s fan-in does not fit one core; use --placement auto")
+            raise IRError(f"layer {lay.name}: neuron {wide[0]}'s fan-in does not fit one core; use "
+                          f"--placement auto")
         direct = _place_direct(lay, k, src, [s if f else [] for s, f in zip(slots, fits, strict=True)], g)
         assert direct is not None
         levels: list[_Core] = []
@@ -377,8 +391,8 @@ def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEF
                 rescale_for_rate(lay, g, wide)
             else:
                 rescale_for_levels(lay, g, wide)
-            levels = _place_levels(lay, k, src, [s if not f else [] for s, f in zip(slots, fits, strict=True)],
-                                   copies, g, partial)
+            rest = [s if not f else [] for s, f in zip(slots, fits, strict=True)]
+            levels = _place_levels(lay, k, src, rest, copies, g, partial)
         placed[k] = direct + levels
         lay.direct_cores = len(direct)
         lay.mode = "direct" if not wide else "levels" if not direct else "mixed"
@@ -460,12 +474,14 @@ def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], rel
     ticks = net.steps + shift
     report = {
         "quantisation": {"scheme": "two levels per neuron (axon types +a, +b, −a, −b; Lloyd on |w|), "
-                                   f"K = {len(delays)} arrivals of a/K, b/K", "layers": [lay.error for lay in layers]},
+                                   f"K = {len(delays)} arrivals of a/K, b/K",
+                         "layers": [lay.error for lay in layers]},
         "layers": [{"name": lay.name, "mode": lay.mode, "cores": len(placed[k]),
                     "synapses": int((lay.types >= 0).sum()),
                     "replicas": sum(1 for core in placed[k] for nrn in core.neurons if nrn["role"] == "main")
                     - sum(1 for m in neuron_map[k] if m[0] >= 0),
-                    "level_neurons": sum(1 for core in placed[k] for nrn in core.neurons if nrn["role"] == "level"),
+                    "level_neurons": sum(1 for core in placed[k] for nrn in core.neurons
+                                         if nrn["role"] == "level"),
                     "relay_cores": len(relays[k]) if k < len(relays) else 0,
                     "quantum_over_threshold_max": float((lay.q / lay.threshold).max()) if lay.mode != "direct"
                     else 0.0,
@@ -555,4 +571,5 @@ def check_meta(inputs: dict[str, Any], max_delay: int) -> None:
         raise IRError("inputs latency: t_max missing or not a number") from None
 
 
-__all__ = ["DEFAULT_COPIES", "DEFAULT_DT", "GraphError", "input_raster", "kernel_delays", "lower_single_spike"]
+__all__ = ["DEFAULT_COPIES", "DEFAULT_DT", "Plan", "input_raster", "kernel_delays", "lower_single_spike",
+           "plan"]
