@@ -3,9 +3,9 @@ emulation of the same staircase, two-level, fire-once model, spike for spike, wi
 fan-ins in one core, with level partial sums, and with both in one layer; the CLI
 refuses bad input in one line; old (version 3) IR folders still read.
 
-The network: a 784-24-10 single-spike MLP with its initial weights (weight sums ~3 per
+The network: a 784-32-10 single-spike MLP with its initial weights (weight sums ~3 per
 neuron, widely spread, dark pixels silent: neurons fire at many ticks, some never), a
-sparse hidden mask of ~40 inputs per neuron except hidden neuron 0, which keeps all 784
+sparse hidden mask of ~40 inputs per neuron except hidden neuron 0, which keeps ~390
 inputs and so needs partial sums.
 """
 
@@ -35,13 +35,18 @@ B = 24
 
 
 def _model() -> tuple[torch.nn.Module, dict]:
+    """The network; its output layer is dense except that outputs 1..9 keep 12 inputs each
+    (so on small cores output 0 needs partial sums and the others do not)."""
     torch.manual_seed(0)
     # dark pixels never spike and the weights vary widely, so neurons fire at many ticks or not at all
-    model = build_model({"name": "mlp-single-spike", "sizes": [784, 24, 10], "zero_pixels": "never",
+    model = build_model({"name": "mlp-single-spike", "sizes": [784, 32, 10], "zero_pixels": "never",
                          "init_weight_sum": 3.0, "init_std": 3.0})
-    mask = torch.rand(24, 784) < 0.05
-    mask[0] = True
-    masks = {"layers.0.weight": mask}
+    mask = torch.rand(32, 784) < 0.05
+    mask[0] = torch.rand(784) < 0.5  # ~390 inputs: more than a core's 256 axons
+    out = torch.zeros(10, 32, dtype=torch.bool)
+    out[0] = True
+    out[1:, :12] = True
+    masks = {"layers.0.weight": mask, "layers.1.weight": out}
     model.init_for_masks(masks)
     return model.eval(), masks
 
@@ -56,7 +61,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"folder": folder, "path": path, "graph": lower(model, masks), "x": x, "model": model}
 
 
-def _emulate(p: ss.Plan, x: np.ndarray, ticks: int) -> list[np.ndarray]:
+def _emulate(p: ss.Plan, x: np.ndarray, ticks: int, axons: int) -> list[np.ndarray]:
     """First-spike tick of every neuron of every layer ([B, n], -1 = silent) in the
     integer staircase model, written from the scheme, not from the cores: K arrivals of
     each spike at its kernel delays; a whole fan-in sums exactly, a partial-summed neuron
@@ -79,7 +84,7 @@ def _emulate(p: ss.Plan, x: np.ndarray, ticks: int) -> list[np.ndarray]:
             V = cnt @ w.T
             for j in np.flatnonzero(q > 0):
                 v = np.zeros(len(x), np.int64)
-                for sign, idx in ss.channels(lay, j, 256):
+                for sign, idx in ss.channels(lay, j, axons):
                     S = cnt[:, idx] @ np.abs(w[j, idx])
                     m = max(1, math.ceil(len(d) * int(np.abs(w[j, idx]).sum()) / q[j]))
                     fired = np.minimum(m, (S + q[j] // 2) // q[j])  # levels (r − ½)Q reached
@@ -93,17 +98,22 @@ def _emulate(p: ss.Plan, x: np.ndarray, ticks: int) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("mode", ["auto", "levels"])
-def test_first_spikes_equal_an_emulation_of_the_staircase_model(setup: dict, mode: str) -> None:
-    g = Geometry.from_platform()
+SMALL = Geometry(axons=24, neurons=256, axon_types=4, weight_bits=9, max_delay=15, platform="small")
+
+
+@pytest.mark.parametrize(("mode", "small", "modes"), [("auto", False, ["mixed", "direct"]),
+                                                      ("levels", False, ["levels", "levels"]),
+                                                      ("auto", True, ["mixed", "mixed"])])
+def test_first_spikes_equal_an_emulation_of_the_staircase_model(setup: dict, mode: str, small: bool,
+                                                                 modes: list[str]) -> None:
+    g = SMALL if small else Geometry.from_platform()
     p = ss.plan(setup["graph"], g, mode=mode)
     ir = ss.lower_single_spike(setup["graph"], g, mode=mode)
-    modes = [lay["mode"] for lay in ir.meta["report"]["layers"]]
-    assert modes == (["mixed", "direct"] if mode == "auto" else ["levels", "levels"])
+    assert [lay["mode"] for lay in ir.meta["report"]["layers"]] == modes
     sim = simulate(ir, ss.input_raster(ir, setup["x"]), record=True, host=True)
     assert sim.spikes is not None
     ticks = int(ir.meta["timing"]["ticks_per_sample"])
-    want = _emulate(p, setup["x"], ticks)
+    want = _emulate(p, setup["x"], ticks, g.axons)
     for k, ref in enumerate(want):
         cn = np.asarray(ir.meta["neuron_map"][k])
         placed = np.flatnonzero(cn[:, 0] >= 0)
@@ -114,10 +124,11 @@ def test_first_spikes_equal_an_emulation_of_the_staircase_model(setup: dict, mod
         fired = ref[:, placed][ref[:, placed] >= 0]
         assert len(np.unique(fired)) >= 4 and 0.2 < len(fired) / ref[:, placed].size < 0.95, (k, fired)
     np.testing.assert_array_equal(sim.first, want[-1])
-    assert (sim.first >= 0).any(axis=1).all()
-    # the class is the earliest output (lowest index on ties), as the runner decodes it
+    assert (sim.first >= 0).any(axis=1).mean() > 0.8
+    # the class is the earliest output (lowest index on ties; -1 if none), as the runner decodes it
     t = np.where(want[-1] < 0, 10 ** 6, want[-1])
-    np.testing.assert_array_equal(sim.predictions("first-spike"), t.argmin(1))
+    cls = np.where((want[-1] >= 0).any(1), t.argmin(1), -1)
+    np.testing.assert_array_equal(sim.predictions("first-spike"), cls)
 
 
 def test_the_staircase_follows_the_exponential_kernel() -> None:
