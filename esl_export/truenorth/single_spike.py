@@ -322,8 +322,8 @@ def _place_relays(n: int, k: int, copies: int, slots: list[list[Any]], g: Geomet
         if not slots[h]:
             continue
         if len(slots[h]) > g.neurons or copies > g.axons:
-            raise IRError(f"relay of neuron {h} (layer {k}): {len(slots[h])} consumers and {copies} arrivals, "
-                          f"more than one core's {g.neurons} neurons / {g.axons} axons")
+            raise IRError(f"relay of neuron {h} (layer {k}): {len(slots[h])} consumers and {copies} "
+                          f"arrivals, more than one core's {g.neurons} neurons / {g.axons} axons")
         if len(core.axons) + copies > g.axons or len(core.neurons) + len(slots[h]) > g.neurons:
             cores.append(core)
             core = _Core()
