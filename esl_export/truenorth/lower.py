@@ -83,9 +83,10 @@ earliest output wins)
     *Fire once*: reset mode 0 with the IR's ``reset_value`` = −(2^18 − 1) (version 4 of
     the IR; version 3 folders read with 0); ``lb`` is capped so that K × the neuron's
     positive weights stay below that distance, so no neuron can fire twice in a sample.
-    *Fan-in*: a neuron whose (input, type) keys fit one core is placed whole (cores
-    filled in neuron order); a wider one (the dense hidden layer, 11 gradient-grown
-    neurons of the ESL ε = 60 model, every output neuron: 800 inputs) sums through
+    *Fan-in*: a neuron whose (input, type) keys fit one core is placed whole (a core
+    takes the neurons that add the fewest new axons, so an input pool shares a core); a
+    wider one (the dense hidden layer, 11 gradient-grown neurons of the ESL ε = 60
+    model, every output neuron: 800 inputs) sums through
     *level neurons*: its inputs, one sign and at most A per channel, drive m neurons with
     thresholds (r − ½)·Q that fire once; the final neuron adds ±Q per level spike, i.e.
     Σ ±Q·round(S_ch/Q) one tick later, with no rate limit. Q is chosen so every channel's
@@ -95,35 +96,39 @@ earliest output wins)
     layer's neurons keep one clock.
     *Readout*: the output that spikes first, lowest index on ties (``outputs.rule`` =
     ``first-spike`` in the manifest; the simulator records each output's first tick).
-    Measured (``runs``-style recipe: 784-800-10, 20 epochs on 4,000 embedded digits; 500
-    test digits for ESL ε = 60, 200 for dense; PyTorch 93.4 % / 94.5 %):
+    Measured (``benchmarks/truenorth_single_spike.py``; 784-800-10, the default recipe,
+    20 epochs on 4,000 embedded digits; 500 test digits, dense 200; agreement with
+    PyTorch; SOPs measured per core, placement overhead included):
 
-    ==============================  =====  ======  =====  =====  ==========
-    variant (ESL ε = 60)            cores  ticks   IR     agree  SOPs/digit
-    ==============================  =====  ======  =====  =====  ==========
-    K = 8, dt 2/15, levels (dflt)    470    27     92.6   96.2   3.41 M
-    K = 8, dt 4/15                   470    16     90.8   95.2   2.67 M
-    K = 4, dt 2/15                   455    27     90.6   93.2   1.78 M
-    K = 2, dt 2/15                   449    27     90.2   92.4   0.84 M
-    rate-limited partial sums        461    27     89.8   93.2   0.58 M
-    at most 128 levels per neuron    465    27     91.8   95.2   1.97 M
-    trained --weights ternary (95.0) 336    27     94.4   97.8   4.30 M
-    dense (200 digits)              3229    27     87.5   92.0    280 M
-    dense, rate-limited partials    2430    27     55.0   56.0   3.02 M
-    ==============================  =====  ======  =====  =====  ==========
+    ===================================  =====  =====  =====  =====  =====  ==========
+    model / variant                      cores  ticks  torch  IR     agree  SOPs/digit
+    ===================================  =====  =====  =====  =====  =====  ==========
+    ESL ε = 60, K = 8, tick 2/15 (dflt)   449    27    93.4   92.6   96.2   3.41 M
+    same, tick 4/15                       449    16    93.4   90.8   95.2   2.67 M
+    same, K = 4                           434    27    93.4   90.6   93.2   1.78 M
+    same, K = 2                           428    27    93.4   90.2   92.4   0.84 M
+    same, rate-limited partial sums       440    27    93.4   89.8   93.2   0.58 M
+    same, at most 128 levels per neuron   444    27    93.4   91.8   95.2   1.97 M
+    ESL ε = 60, --weights ternary         308    27    95.0   94.4   97.8   4.30 M
+    ESL, --core-aware, --weights ternary   89    27    93.8   93.6   98.6   3.28 M
+    dense (200 digits)                   3229    27    94.5   87.5   92.0    280 M
+    dense, rate-limited partial sums     2430    27    94.5   55.0   56.0   3.02 M
+    ===================================  =====  =====  =====  =====  =====  ==========
 
-    In a float emulation of the same staircase (500 digits) the kernel alone keeps 97.6 %
-    agreement and two-level weights 95.8 %; ternary weights (one level) fall to 92.4 %.
-    A ternary-trained model has no rounding left (two-level error 0.000) and loses only
-    to the kernel and the tick. Mean |t_IR − t_PyTorch| of first spikes (default, ESL):
-    0.14 τ_syn hidden, 0.15 output; 5.9 % of hidden neurons change fire/no-fire within
-    the window (0.7 % ternary-trained), 0.6 % of output neurons. Outputs tie at the
-    earliest tick on 4.2 % of digits, 1.0 point of the disagreement; breaking ties by the
-    membrane's overshoot (a ladder of higher-threshold replicas) gained 0.4 point in the
-    emulation, so it is not built. The cores are bound by axons: a random ε = 60 mask
-    (~119 inputs per neuron) leaves about two hidden neurons per core, against a lower
-    bound of 71. The level neurons dominate the SOPs (each channel's arrivals reach all m
-    of its levels); rate-limited partials cut them 6x but their queues move spikes.
+    Lower bounds: 71 (63 ternary, 35–47 for K = 2–4); the core-aware ternary model puts
+    each pool of 127 inputs (two axon types each: 254 axons) on one core, so its hidden
+    layer is placed whole (89 cores against 63). In a float emulation of the same
+    staircase (500 digits) the kernel alone keeps 97.6 % agreement and two-level weights
+    95.8 %; ternary rounding of a float model (one level) falls to 92.4 %. A ternary-
+    trained model has no rounding left (two-level error 0.000) and loses only to the
+    kernel and the tick. First spikes (default ESL): mean |t_IR − t_PyTorch| 0.14 τ_syn
+    hidden, 0.15 output (ternary-trained 0.06, 0.10); within the window 5.9 % of hidden
+    neurons change fire/no-fire (0.7 % ternary-trained, 0.6 % core-aware), 0.6 % of
+    outputs. Outputs tie at the earliest tick on 4.2 % of digits, 1.0 point of the
+    disagreement; breaking ties by the membrane's overshoot (a ladder of higher-threshold
+    replicas) gained 0.4 point in the emulation, so it is not built. The level neurons
+    dominate the SOPs (each channel's arrivals reach all m of its levels); rate-limited
+    partials cut them 6x but their queues move spikes (dense: 56 % agreement).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from esl_export import single_spike_dt as sdt
 from esl_export.graph import Graph
@@ -154,28 +155,48 @@ def _neuron(cols: list[int], w: list[int], thr: int, reset_value: int, dest: Any
             "layer": layer, "j": j, "reset": RESET_ZERO}
 
 
-def _place_direct(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]],
-                  g: Geometry) -> list[_Core] | None:
-    """Whole fan-in in one core; cores filled in neuron order (next fit). None if a neuron
-    does not fit one core."""
+def _place_direct(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], g: Geometry) -> list[_Core]:
+    """Whole fan-in in one core, one core filled at a time: it opens with the widest
+    unplaced neuron and then takes, while any fits, the neuron that adds the fewest new
+    axons (ties: the wider, then the lower index), so neurons of one input pool (a
+    core-aware mask) share a core. The caller passes only neurons that fit a core."""
+    live = [j for j in range(lay.types.shape[0]) if slots[j]]
     cores: list[_Core] = []
-    core = _Core()
-    for j in range(lay.types.shape[0]):
-        if not slots[j]:
-            continue
-        idx = np.flatnonzero(lay.types[j] >= 0)
-        keys = [((src[i], int(lay.types[j, i])), int(lay.types[j, i])) for i in idx]
-        if len(keys) > g.axons or len(slots[j]) > g.neurons:
-            return None
-        new = sum(1 for key, _ in keys if key not in core.index)
-        if len(core.axons) + new > g.axons or len(core.neurons) + len(slots[j]) > g.neurons:
-            cores.append(core)
-            core = _Core()
-        cols = [core.axon(key, kind) for key, kind in keys]
-        w = [int(lay.la[j]), int(lay.lb[j]), -int(lay.la[j]), -int(lay.lb[j])]
-        for dest in slots[j]:
-            core.neurons.append(_neuron(cols, w, lay.threshold[j], FIRE_ONCE, dest, "main", k, j))
-    if core.neurons:
+    if not live:
+        return cores
+    keys = [[((src[i], int(lay.types[j, i])), int(lay.types[j, i]))
+             for i in np.flatnonzero(lay.types[j] >= 0)] for j in live]
+    kid = {key: n for n, key in enumerate(dict.fromkeys(key for ks in keys for key, _ in ks))}
+    rows = np.repeat(np.arange(len(live)), [len(ks) for ks in keys])
+    cols = np.fromiter((kid[key] for ks in keys for key, _ in ks), np.int64, len(rows))
+    use = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(live), len(kid)))
+    use_cols = use.tocsc()
+    width = np.asarray(use.sum(1), np.float32).ravel()
+    n_slots = np.array([len(slots[j]) for j in live])
+    left = np.ones(len(live), bool)
+    while left.any():
+        core, have, n_have = _Core(), np.zeros(len(kid), bool), 0
+        new = width.copy()  # axons each neuron would add to this core
+        first = True
+        while True:
+            fits = left & (n_have + new <= g.axons) & (len(core.neurons) + n_slots <= g.neurons)
+            if not fits.any():
+                break
+            pool = fits if first else fits & (new == new[fits].min())
+            r = int(np.argmax(np.where(pool, width, -1)))
+            first = False
+            left[r] = False
+            got = use.indices[use.indptr[r]:use.indptr[r + 1]]
+            added = got[~have[got]]
+            if len(added):
+                have[added] = True
+                n_have += len(added)
+                new -= np.asarray(use_cols[:, added].sum(1), np.float32).ravel()
+            j = live[r]
+            cols_j = [core.axon(key, kind) for key, kind in keys[r]]
+            w = [int(lay.la[j]), int(lay.lb[j]), -int(lay.la[j]), -int(lay.lb[j])]
+            for dest in slots[j]:
+                core.neurons.append(_neuron(cols_j, w, lay.threshold[j], FIRE_ONCE, dest, "main", k, j))
         cores.append(core)
     return cores
 
@@ -387,7 +408,6 @@ def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEF
             raise IRError(f"layer {lay.name}: neuron {wide[0]}'s fan-in does not fit one core; use "
                           f"--placement auto")
         direct = _place_direct(lay, k, src, [s if f else [] for s, f in zip(slots, fits, strict=True)], g)
-        assert direct is not None
         levels: list[_Core] = []
         if wide:
             if partial == "rate":
