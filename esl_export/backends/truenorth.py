@@ -32,6 +32,12 @@ def _options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--quantum", type=int, default=0,
                        help="units of a neuron's ±1 weight that one partial-sum spike carries "
                             "(default 0: per neuron, about half its threshold)")
+    group.add_argument("--tick", default=None, metavar="TAU_SYN",
+                       help="single-spike models: one core tick in tau_syn units, a number or a fraction "
+                            "(default 2/15; --window is shared with the lava target)")
+    group.add_argument("--copies", type=int, default=None, metavar="K",
+                       help="single-spike models: delayed arrivals per spike that stand in for the decaying "
+                            "synaptic current (default 8)")
     group.add_argument("--drain", type=int, default=64,
                        help="extra ticks per sample in which the readout spikes out its count "
                             "(default %(default)d)")
@@ -78,8 +84,20 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
     if args.drain < 0 or args.quantum < 0:
         raise ValueError("--drain and --quantum must be >= 0")
     unit, how = _readout_unit(source, args)
+    tick = None
+    if args.tick is not None:
+        from fractions import Fraction
+
+        try:
+            tick = float(Fraction(args.tick))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"--tick must be a number or a fraction such as 2/15, got {args.tick!r}") \
+                from None
     ir = export_graph(source, out, args.platform, readout_unit=unit, drain=args.drain,
-                      mode=args.placement, quantum=args.quantum)
+                      mode=args.placement, quantum=args.quantum, dt=tick, copies=args.copies,
+                      window=getattr(args, "window", None))
+    if ir.meta.get("kind") == "single-spike":
+        return [f"wrote {out}: TrueNorth core IR of the single-spike network, validated", *summary_lines(ir)]
     return [f"wrote {out}: TrueNorth core IR, validated; readout unit {unit:.4g} logit units per spike "
             f"({how})", *summary_lines(ir)]
 

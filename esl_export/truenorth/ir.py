@@ -45,7 +45,8 @@ import numpy as np
 from esl_export.files import export_folder, sha256_file
 
 FORMAT = "esl-snn-truenorth-ir"
-VERSION = 3  # 2: leak_reversal; 3: thresholds and leaks within TrueNorth's bit widths
+VERSION = 4  # 2: leak_reversal; 3: thresholds and leaks within TrueNorth's bit widths; 4: reset_value
+READABLE = (3, 4)  # a version 3 folder reads with reset_value 0
 MANIFEST = "manifest.json"
 ARRAYS = "cores.npz"
 NO_FLOOR = -(1 << 30)
@@ -111,9 +112,13 @@ class CoreIR:
     n_inputs: int
     n_outputs: int
     meta: dict[str, Any] = field(default_factory=dict)
+    reset_value: np.ndarray | None = None  # None: 0 everywhere (V <- 0 on reset mode 0)
 
     def __post_init__(self) -> None:
         from esl_export.truenorth.validate import validate
+
+        if self.reset_value is None:
+            object.__setattr__(self, "reset_value", np.zeros(self.threshold.shape, np.int32))
 
         validate(self)
 
@@ -149,7 +154,7 @@ def write(ir: CoreIR, out_dir: str | Path) -> Path:
                 f, crossbar=np.packbits(ir.crossbar, axis=2), axon_type=ir.axon_type.astype(np.int8),
                 weight=ir.weight.astype(np.int16), threshold=ir.threshold.astype(np.int32),
                 leak=ir.leak.astype(np.int32), leak_reversal=ir.leak_reversal.astype(bool),
-                reset=ir.reset.astype(np.int8),
+                reset=ir.reset.astype(np.int8), reset_value=np.asarray(ir.reset_value).astype(np.int32),
                 floor=ir.floor.astype(np.int32), edges=ir.edges.astype(np.int32),
                 outputs=ir.outputs.astype(np.int32), inputs=ir.inputs.astype(np.int32))
         g = ir.geometry
@@ -180,6 +185,13 @@ def _check_meta(path: Path, manifest: dict[str, Any], n_inputs: int) -> None:
         if not isinstance(lines, list) or not 1 <= n_data <= n_inputs or not 1 <= T <= ticks:
             raise IRError(f"inputs n_data {n_data} of {n_inputs} input lines, T {T}, {ticks} ticks per "
                           f"sample do not fit together")
+        if inputs.get("encoding") == "latency":
+            from esl_export.truenorth.single_spike import check_meta
+
+            check_meta(inputs, int(manifest["geometry"]["max_delay"]))
+        rule = manifest.get("outputs", {}).get("rule", "counts")
+        if rule not in ("counts", "first-spike"):
+            raise IRError(f"outputs rule {rule!r}: counts or first-spike expected")
         for line in lines:
             index, start, length = (_count(line[k]) for k in ("index", "start", "ticks"))
             if not n_data <= index < n_inputs or start + length > ticks:
@@ -206,8 +218,10 @@ def read(path: str | Path) -> CoreIR:
         raise IRError(f"{p / MANIFEST}: unreadable ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IRError(f"{p / MANIFEST}: not a {FORMAT} manifest")
-    if manifest.get("version") != VERSION:
-        raise IRError(f"{p / MANIFEST}: version {manifest.get('version')!r}, this reader knows {VERSION}")
+    version = manifest.get("version")
+    if version not in READABLE:
+        known = ", ".join(map(str, READABLE))
+        raise IRError(f"{p / MANIFEST}: version {version!r}, this reader knows {known}")
     try:
         geom = Geometry(**manifest["geometry"])
         n_in, n_out = _count(manifest["n_inputs"]), _count(manifest["n_outputs"])
@@ -222,12 +236,14 @@ def read(path: str | Path) -> CoreIR:
             size = sum(info.file_size for info in archive.infolist())
         # the most a valid IR of this size holds: per axon its crossbar row, type and one input
         # row; per neuron its weights, threshold, leak, floor, flags and one edge or output row
-        per_core = geom.axons * (-(-geom.neurons // 8) + 1 + 12) + geom.neurons * (2 * geom.axon_types + 36)
+        per_core = geom.axons * (-(-geom.neurons // 8) + 1 + 12) + geom.neurons * (2 * geom.axon_types + 40)
         if size > n_cores * per_core + (1 << 20):
             raise IRError(f"{p / ARRAYS}: {size:,} bytes of arrays for {n_cores} cores; refusing to load "
                           f"them")
         with np.load(p / ARRAYS, allow_pickle=False) as z:
             arr = {k: np.asarray(z[k]) for k in _ARRAY_KEYS}
+            if version >= 4:  # older folders: reset to 0, as their simulator did
+                arr["reset_value"] = np.asarray(z["reset_value"])
     except IRError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:

@@ -61,6 +61,74 @@ Fan-out: replica neurons
 Timing: data step t is on the first layer's axons at tick t; a direct layer spikes at
 the tick its inputs arrive, a partial-sum layer one tick later, and every edge has
 delay 1. ``layer_offsets[k]`` is the tick of layer k's step 0.
+
+Single-spike networks (``single_spike.py``; Mostafa 2018: non-leaky IF, exponentially
+decaying synaptic current, threshold 1, one spike per neuron, latency-coded input, the
+earliest output wins)
+    *Grid*: one tick is one step of ``single_spike_dt`` (``--tick``, default dt = 2/15
+    τ_syn; a pixel's spike at step round(t_i/dt)); ``grid steps + 2`` ticks per sample
+    for 784-800-10 (27).
+    *Synaptic current*: not a TrueNorth state. By tick n a spike at step m has put
+    w·(1 − e^{−(n−m)dt}) on the membrane; K equal arrivals of w/K at the kernel's
+    quantile delays d_k = round(−ln(1 − (k − ½)/K)/dt) (made distinct, 1..15) follow the
+    same curve as a staircase, so one axon type per weight level and sign suffices. The
+    host sends each pixel's spike K times on one axon (at s_i + d_k); a hidden neuron
+    sends its one spike to a *splitter* (K neurons on one axon), whose spikes reach a
+    *relay* neuron over K axons with the delays d_k; the relay re-emits every arrival
+    (threshold 1, reset to 0), so each consumer core gets the K arrivals on one axon.
+    Splitter and relay cost two ticks between layers, the same for every neuron.
+    *Weights*: two magnitudes per neuron (Lloyd on |w| with 0 fixed), axon types
+    +a, +b, −a, −b; ``lb`` as large as the 9 bits, the 18-bit threshold and fire-once
+    allow; threshold floor(K·lb/b) + 1 (strict ``V > 1`` as ``V >= θ``).
+    *Fire once*: reset mode 0 with the IR's ``reset_value`` = −(2^18 − 1) (version 4 of
+    the IR; version 3 folders read with 0); ``lb`` is capped so that K × the neuron's
+    positive weights stay below that distance, so no neuron can fire twice in a sample.
+    *Fan-in*: a neuron whose (input, type) keys fit one core is placed whole (a core
+    takes the neurons that add the fewest new axons, so an input pool shares a core); a
+    wider one (the dense hidden layer, 11 gradient-grown neurons of the ESL ε = 60
+    model, every output neuron: 800 inputs) sums through
+    *level neurons*: its inputs, one sign and at most A per channel, drive m neurons with
+    thresholds (r − ½)·Q that fire once; the final neuron adds ±Q per level spike, i.e.
+    Σ ±Q·round(S_ch/Q) one tick later, with no rate limit. Q is chosen so every channel's
+    whole range (K·Σ|w|) is covered with at most A levels in all (the final neuron's
+    axons); the host feeds level sums one tick early (input lines n_data..2·n_data−1), and
+    direct neurons of a layer with level sums get their relay arrivals one tick late, so a
+    layer's neurons keep one clock.
+    *Readout*: the output that spikes first, lowest index on ties (``outputs.rule`` =
+    ``first-spike`` in the manifest; the simulator records each output's first tick).
+    Measured (``benchmarks/truenorth_single_spike.py``; 784-800-10, the default recipe,
+    20 epochs on 4,000 embedded digits; 500 test digits, dense 200; agreement with
+    PyTorch; SOPs measured per core, placement overhead included):
+
+    ===================================  =====  =====  =====  =====  =====  ==========
+    model / variant                      cores  ticks  torch  IR     agree  SOPs/digit
+    ===================================  =====  =====  =====  =====  =====  ==========
+    ESL ε = 60, K = 8, tick 2/15 (dflt)   449    27    93.4   92.6   96.2   3.41 M
+    same, tick 4/15                       449    16    93.4   90.8   95.2   2.67 M
+    same, K = 4                           434    27    93.4   90.6   93.2   1.78 M
+    same, K = 2                           428    27    93.4   90.2   92.4   0.84 M
+    same, rate-limited partial sums       440    27    93.4   89.8   93.2   0.58 M
+    same, at most 128 levels per neuron   444    27    93.4   91.8   95.2   1.97 M
+    ESL ε = 60, --weights ternary         308    27    95.0   94.4   97.8   4.30 M
+    ESL, --core-aware, --weights ternary   89    27    93.8   93.6   98.6   3.28 M
+    dense (200 digits)                   3229    27    94.5   87.5   92.0    280 M
+    dense, rate-limited partial sums     2430    27    94.5   55.0   56.0   3.02 M
+    ===================================  =====  =====  =====  =====  =====  ==========
+
+    Lower bounds: 71 (63 ternary, 35–47 for K = 2–4); the core-aware ternary model puts
+    each pool of 127 inputs (two axon types each: 254 axons) on one core, so its hidden
+    layer is placed whole (89 cores against 63). In a float emulation of the same
+    staircase (500 digits) the kernel alone keeps 97.6 % agreement and two-level weights
+    95.8 %; ternary rounding of a float model (one level) falls to 92.4 %. A ternary-
+    trained model has no rounding left (two-level error 0.000) and loses only to the
+    kernel and the tick. First spikes (default ESL): mean |t_IR − t_PyTorch| 0.14 τ_syn
+    hidden, 0.15 output (ternary-trained 0.06, 0.10); within the window 5.9 % of hidden
+    neurons change fire/no-fire (0.7 % ternary-trained, 0.6 % core-aware), 0.6 % of
+    outputs. Outputs tie at the earliest tick on 4.2 % of digits, 1.0 point of the
+    disagreement; breaking ties by the membrane's overshoot (a ladder of higher-threshold
+    replicas) gained 0.4 point in the emulation, so it is not built. The level neurons
+    dominate the SOPs (each channel's arrivals reach all m of its levels); rate-limited
+    partials cut them 6x but their queues move spikes (dense: 56 % agreement).
 """
 
 from __future__ import annotations
@@ -334,10 +402,24 @@ def layer_pairs(graph: Graph) -> list[tuple[str, Affine, LIF | Readout]]:
 
 
 def lower_graph(graph: Graph, geometry: Geometry | None = None, *, readout_unit: float = 2.0,
-                drain: int = 64, mode: str = "auto", quantum: int = QUANTUM) -> CoreIR:
+                drain: int = 64, mode: str = "auto", quantum: int = QUANTUM, dt: float | None = None,
+                copies: int | None = None, window: float | None = None, partial: str = "levels") -> CoreIR:
     """Place a LIF MLP graph on cores (see the module docstring). A graph that ends in a
-    LIF layer (an snntorch network, say) has its output neurons' spikes counted directly."""
+    LIF layer (an snntorch network, say) has its output neurons' spikes counted directly.
+    A single-spike graph goes to ``single_spike.lower_single_spike`` (``dt``, ``copies``,
+    ``window``, ``partial``: "levels" or "rate"; the others apply to LIF graphs)."""
     g = geometry or Geometry.from_platform()
+    if any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
+        from esl_export.truenorth import single_spike as ss
+
+        if mode == "partial":
+            mode = "levels"
+        return ss.lower_single_spike(graph, g, dt=ss.DEFAULT_DT if dt is None else dt,
+                                     copies=ss.DEFAULT_COPIES if copies is None else copies, mode=mode,
+                                     window=ss.sdt.DEFAULT_WINDOW if window is None else window,
+                                     partial=partial)
+    if dt is not None or copies is not None:
+        raise IRError("--tick and --copies apply to single-spike models only")
     if g.axon_types < 4 or not 0 <= quantum < (1 << (g.weight_bits - 1)):
         raise IRError(f"geometry {g}: needs 4 axon types and a partial quantum in 0..255 (0: per neuron), "
                       f"got {quantum}")

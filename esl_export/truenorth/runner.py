@@ -1,6 +1,7 @@
 """Export a source to the core IR, and stream test digits through the IR simulator.
 
-Accuracy is the IR's prediction (argmax of output spike counts) against the labels;
+Accuracy is the IR's prediction (argmax of output spike counts; for the single-spike IR
+the output that spikes first, as its manifest's ``outputs.rule`` says) against the labels;
 agreement is against the reference's prediction on the same digits (the PyTorch model,
 or the graph's reference executor for a NIR source), with the reference's own
 rate-coded Bernoulli draw fed to the IR, so both see the same spikes. Without a source
@@ -48,6 +49,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, platform: str = "t
 def summary_lines(ir: CoreIR) -> list[str]:
     """Cores, utilisation, fan-out and the lower bound, per layer and in all."""
     rep, st = ir.meta["report"], ir.stats()
+    if ir.meta.get("kind") == "single-spike":
+        return _single_spike_lines(ir)
     lines = [f"{st['cores']} cores (lower bound {rep['lower_bound']}), crossbar utilisation "
              f"{100 * st['utilisation']:.2f}% ({st['synapses']:,} synapses), "
              f"{sum(lay['replicas'] for lay in rep['layers'])} replica neurons, 0 splitters"]
@@ -60,6 +63,26 @@ def summary_lines(ir: CoreIR) -> list[str]:
     if worst > 0.01:  # a float-trained model: the cores compute with rounded weights
         lines.append(f"  the weights were rounded to ternary (up to {worst:.3f} relative RMS error); a model "
                      f"trained with esl-train --weights ternary deploys exactly")
+    return lines
+
+
+def _single_spike_lines(ir: CoreIR) -> list[str]:
+    rep, st, inp = ir.meta["report"], ir.stats(), ir.meta["inputs"]
+    lines = [f"{st['cores']} cores (lower bound {rep['lower_bound']}), crossbar utilisation "
+             f"{100 * st['utilisation']:.2f}% ({st['synapses']:,} synapses), "
+             f"{sum(lay['replicas'] for lay in rep['layers'])} replica neurons, {rep['splitter_neurons']} "
+             f"splitter and {rep['relay_neurons']} relay neurons, {rep['level_neurons']} level (partial-sum) "
+             f"neurons; {ir.meta['timing']['ticks_per_sample']} "
+             f"ticks per sample (dt {inp['dt']:.4g} tau_syn, arrival delays {inp['kernel_delays']})"]
+    for lay, q in zip(rep["layers"], rep["quantisation"]["layers"], strict=True):
+        extra = (f", quantum up to {lay['quantum_over_threshold_max']:.3f} of the threshold"
+                 if lay["mode"] != "direct" else "")
+        lines.append(f"  {lay['name']}: {lay['mode']}, {lay['cores']} cores (+{lay['relay_cores']} "
+                     f"splitter/relay cores), {lay['synapses']:,} synapses, {lay['replicas']} "
+                     f"replicas{extra}; "
+                     f"two-level weight error "
+                     f"{q['weight_rel_rms']:.3f} relative RMS ({q['integer_rel_rms']:.3f} in integers), "
+                     f"{100 * q['zeroed_fraction']:.1f}% of weights zeroed")
     return lines
 
 
@@ -89,12 +112,17 @@ def run_export(export: str | Path | CoreIR, samples: int = 200, *, model_path: s
     T = int(ir.meta["timing"]["T"])
     req = RunRequest(samples, offset, data, data_dir, model_path, compare, False, seed)
     x, y, _, ref = prepare(ir.meta.get("source", {}), req, n_data)
-    if ref is not None and ref.seq is not None:
+    rule = ir.meta.get("outputs", {}).get("rule", "counts")
+    if ir.meta["inputs"].get("encoding") == "latency":  # the single-spike IR: the host sends spike times
+        from esl_export.truenorth.single_spike import input_raster
+
+        seq = input_raster(ir, x.reshape(samples, -1))
+    elif ref is not None and ref.seq is not None:
         seq = ref.seq.reshape(ref.seq.shape[0], samples, -1)
     else:  # no reference: the IR's own seeded rate draw
         seq = encode_input(Input((n_data,), {"kind": "rate", "T": T}), x.reshape(samples, -1),
                            np.random.default_rng(seed))
-    sim = simulate(ir, seq)
-    return IRRun("IR simulator", "the IR", samples, sim.predictions(), y,
+    sim = simulate(ir, seq, host=ir.meta["inputs"].get("encoding") == "latency")
+    return IRRun("IR simulator", "the IR", samples, sim.predictions(rule), y,
                  None if ref is None else ref.name, None if ref is None else ref.predictions,
                  sim=sim, energies=[price_run(ir, sim, p) for p in platforms])

@@ -9,8 +9,8 @@ One tick ``t``, for every core at once:
 2. each neuron integrates ``sum over firing axons a with crossbar[a, n]`` of
    ``weight[n, axon_type[a]]``, then adds its ``leak`` (times sign(V) where
    ``leak_reversal`` is set), then ``V <- max(V, floor)``;
-3. it spikes when ``V >= threshold`` and resets (0: to 0, 1: minus the threshold,
-   2: not at all); a neuron spikes at most once per tick;
+3. it spikes when ``V >= threshold`` and resets (0: to its ``reset_value``, 1: minus the
+   threshold, 2: not at all); a neuron spikes at most once per tick;
 4. spikes go to their one destination axon (delivered ``delay`` ticks later) or count
    as a network output.
 
@@ -39,6 +39,7 @@ from esl_export.truenorth.ir import RESET_LINEAR, RESET_ZERO, CoreIR
 @dataclass
 class SimResult:
     counts: np.ndarray  # [B, n_outputs] output spikes per sample
+    first: np.ndarray  # [B, n_outputs] tick of each output's first spike, -1 = none
     sops: np.ndarray  # [C] synaptic operations per core, summed over samples and ticks
     ticks: int  # ticks per sample
     samples: int
@@ -50,7 +51,13 @@ class SimResult:
         """Simulated network ticks per wall second (a batch of B samples is B network ticks)."""
         return self.ticks * self.samples / self.seconds if self.seconds > 0 else float("nan")
 
-    def predictions(self) -> np.ndarray:
+    def predictions(self, rule: str = "counts") -> np.ndarray:
+        """Class per sample: ``counts``: argmax of the output spike counts (first index on
+        ties); ``first-spike``: the output that spiked at the earliest tick (lowest index on
+        ties), -1 where no output spiked."""
+        if rule == "first-spike":
+            t = np.where(self.first < 0, np.iinfo(np.int64).max, self.first)
+            return np.where((self.first >= 0).any(axis=1), t.argmin(axis=1), -1)
         return self.counts.argmax(axis=1)
 
 
@@ -68,7 +75,8 @@ class Simulator:
         c, a, n = np.nonzero(ir.crossbar)
         # distinct live neurons: the key is everything that decides a neuron's trajectory
         params = np.stack([ir.threshold.ravel(), ir.leak.ravel(), ir.leak_reversal.ravel().astype(np.int64),
-                           ir.floor.ravel(), ir.reset.ravel().astype(np.int64)], axis=1).astype(np.int64)
+                           ir.floor.ravel(), ir.reset.ravel().astype(np.int64),
+                           np.asarray(ir.reset_value).ravel()], axis=1).astype(np.int64)
         column = ir.crossbar.transpose(0, 2, 1).reshape(C * N, A)  # [neuron, axon]
         live = column.any(axis=1) | (ir.leak.ravel() != 0)
         key = np.concatenate([np.repeat(np.arange(C), N)[:, None], params, np.packbits(column, axis=1),
@@ -95,6 +103,7 @@ class Simulator:
         self.any_reversal = bool(self.reversal.any())
         self.floor = ir.floor.astype(np.float64).ravel()[u]
         self.zero_reset = (ir.reset == RESET_ZERO).ravel()[u]
+        self.reset_value = np.asarray(ir.reset_value, np.float64).ravel()[u]
         self.lin_reset = (ir.reset == RESET_LINEAR).ravel()[u]
         e = ir.edges.astype(np.int64)
         src_all = e[:, 0] * N + e[:, 1]
@@ -126,6 +135,7 @@ class Simulator:
         hist = np.zeros((self.depth, B, len(self.unique)), bool)  # the groups' spikes, last ticks
         V = np.zeros((B, len(self.unique)), np.float64)
         counts = np.zeros((B, ir.n_outputs), np.int64)
+        first = np.full((B, ir.n_outputs), -1, np.int64)
         sops = np.zeros(C, np.float64)
         rec = np.zeros((ticks, C, B, N), bool) if record else None
         t0 = time.perf_counter()
@@ -142,18 +152,24 @@ class Simulator:
                 else self.leak
             np.maximum(V, self.floor, out=V)
             s = V >= self.threshold
-            V[s & self.zero_reset] = 0.0
+            z = s & self.zero_reset
+            V[z] = np.broadcast_to(self.reset_value, V.shape)[z]
             lin = s & self.lin_reset
             V[lin] -= np.broadcast_to(self.threshold, V.shape)[lin]
             hist[t % self.depth] = s
             if len(self.out_index):
-                np.add.at(counts.T, self.out_index, s[:, self.out_neuron].T)
+                out = s[:, self.out_neuron]
+                np.add.at(counts.T, self.out_index, out.T)
+                if out.any():  # several neurons may share an output index: its earliest tick
+                    b, o = np.nonzero(out)
+                    cur = first[b, self.out_index[o]]
+                    first[b[cur < 0], self.out_index[o][cur < 0]] = t
             if rec is not None:  # every neuron: its group's spikes, never for the silent ones
                 full = np.zeros((B, C * N), bool)
                 members = self.group >= 0
                 full[:, members] = s[:, self.group[members]]
                 rec[t] = full.reshape(B, C, N).transpose(1, 0, 2)
-        return SimResult(counts, sops, ticks, B, time.perf_counter() - t0, rec)
+        return SimResult(counts, first, sops, ticks, B, time.perf_counter() - t0, rec)
 
 
 def raster(ir: CoreIR, seq: np.ndarray) -> np.ndarray:
@@ -174,11 +190,18 @@ def raster(ir: CoreIR, seq: np.ndarray) -> np.ndarray:
     return r
 
 
-def simulate(ir: CoreIR, seq: np.ndarray, batch: int = 100, record: bool = False) -> SimResult:
-    """Stream samples ``seq`` [T, N, n_data] through the IR in batches."""
+def simulate(ir: CoreIR, seq: np.ndarray, batch: int = 100, record: bool = False,
+             host: bool = False) -> SimResult:
+    """Stream samples ``seq`` [T, N, n_data] through the IR in batches; with ``host``, ``seq``
+    is already every input line per tick, [ticks_per_sample, N, n_inputs] (the single-spike
+    IR's latency raster)."""
     sim = Simulator(ir)
     n = seq.shape[1]
-    parts = [sim.run(raster(ir, seq[:, i:i + batch]), record=record) for i in range(0, n, batch)]
-    return SimResult(np.concatenate([p.counts for p in parts]), sum(p.sops for p in parts),
+    if host and (seq.shape[0] != int(ir.meta["timing"]["ticks_per_sample"]) or seq.shape[2] != ir.n_inputs):
+        raise ValueError(f"host raster {seq.shape}: expected [ticks per sample, samples, {ir.n_inputs}]")
+    parts = [sim.run(seq[:, i:i + batch] if host else raster(ir, seq[:, i:i + batch]), record=record)
+             for i in range(0, n, batch)]
+    return SimResult(np.concatenate([p.counts for p in parts]), np.concatenate([p.first for p in parts]),
+                     sum(p.sops for p in parts),
                      parts[0].ticks, n, sum(p.seconds for p in parts),
                      np.concatenate([p.spikes for p in parts], axis=2) if record else None)

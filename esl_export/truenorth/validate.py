@@ -8,7 +8,8 @@ Rules (each error names the rule and, where there is one, the core):
 - ``weight-range``: each weight fits ``weight_bits`` signed bits.
 - ``threshold``: 1 <= threshold <= 2^18 − 1 (TrueNorth's 18-bit threshold); ``leak``:
   within the signed weight bits (TrueNorth's 9-bit leak); ``reset``: mode 0, 1 or 2;
-  ``floor`` <= 0.
+  ``floor`` <= 0; ``reset-value``: |reset_value| <= 2^18 − 1 (the reset potential is
+  given the threshold's width here).
 - ``one-destination``: a neuron appears at most once among edges and outputs.
 - ``delay``: 1 <= delay <= ``max_delay``.
 - ``dangling``: an edge or input names a core/axon that does not exist, or an axon with
@@ -53,7 +54,7 @@ def validate(ir: CoreIR) -> None:
     if A != g.axons or N != g.neurons:
         _fail("shape", f"crossbar is {A}x{N} per core, the geometry says {g.axons}x{g.neurons}")
     per_core = {"axon_type": (C, A), "threshold": (C, N), "leak": (C, N), "reset": (C, N),
-                "floor": (C, N), "weight": (C, N, g.axon_types)}
+                "floor": (C, N), "weight": (C, N, g.axon_types), "reset_value": (C, N)}
     for name, shape in per_core.items():
         arr = getattr(ir, name)
         if name == "weight" and arr.ndim == 3 and arr.shape[:2] == (C, N) and arr.shape[2] > g.axon_types:
@@ -80,11 +81,14 @@ def validate(ir: CoreIR) -> None:
                               f"in 1..{THRESHOLD_MAX}"),
                              ("leak", (ir.leak < lo) | (ir.leak > hi), f"in {lo}..{hi}"),
                              ("reset", ~np.isin(ir.reset, (0, 1, 2)), "0, 1 or 2"),
-                             ("floor", ir.floor > 0, "<= 0")):
+                             ("floor", ir.floor > 0, "<= 0"),
+                             ("reset_value", np.abs(np.asarray(ir.reset_value, np.int64)) > THRESHOLD_MAX,
+                              f"in -{THRESHOLD_MAX}..{THRESHOLD_MAX}")):
         bad = np.argwhere(cond)
         if len(bad):
             c, n = bad[0]
-            _fail(name, f"core {c} neuron {n}: {name} {getattr(ir, name)[c, n]}, must be {want}")
+            _fail(name.replace("_", "-"), f"core {c} neuron {n}: {name} {getattr(ir, name)[c, n]}, "
+                                          f"must be {want}")
     _rows("edges", ir.edges, 5)
     _rows("outputs", ir.outputs, 3)
     _rows("inputs", ir.inputs, 3)
