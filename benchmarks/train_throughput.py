@@ -8,20 +8,43 @@ cannot be built is skipped with a message.
 
     .venv/bin/python benchmarks/train_throughput.py
     .venv/bin/python benchmarks/train_throughput.py --models mlp-single-spike --steps 50
+    .venv/bin/python benchmarks/train_throughput.py --neighbours 1   # quiet, then beside a busy process
+
+With ``--neighbours N`` every model is timed twice in one run, each in a fresh process
+that picks its OpenMP wait policy as the commands do (``esl_train/openmp.py``): quiet,
+then after N CPU-bound processes (a pure-Python busy loop each) have started beside it;
+the slowdown and the policy each chose are printed. ``--policy default|passive`` forces
+one policy for both, to compare. The loss column shows that the timings trained the same
+numbers (the loss after the last step, to all digits).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing as mp
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from esl_train.models import build_model
-from esl_train.train import TrainConfig, make_optimizer, train_step
+from esl_train.openmp import choose_wait_policy  # noqa: E402
+
+# a worker process (--child) chooses its policy before torch loads, as the commands do
+POLICY = choose_wait_policy() if "--child" in sys.argv and "--policy" not in sys.argv else None
+
+import torch  # noqa: E402
+
+from esl_train.models import build_model  # noqa: E402
+from esl_train.train import TrainConfig, make_optimizer, train_step  # noqa: E402
 
 SIZES = [784, 800, 10]
 MODELS = ("mlp-single-spike", "mlp-lif")
@@ -63,6 +86,55 @@ def measure(
     return best, loss
 
 
+def _busy() -> None:
+    while True:
+        pass
+
+
+@contextmanager
+def neighbours(n: int) -> Iterator[None]:
+    """``n`` CPU-bound processes running for the duration of the block."""
+    procs = [mp.get_context("spawn").Process(target=_busy, daemon=True) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    time.sleep(0.5 if n else 0.0)  # let them reach the scheduler
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.join()
+
+
+def _child(args: argparse.Namespace) -> int:
+    """Time one model in this process; print one JSON line."""
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    name = args.models[0]
+    model = build_model({"name": name, "sizes": list(SIZES)})
+    bs = args.batch_size or int(getattr(model, "default_hparams", {}).get("batch_size", 100))
+    rate, loss = measure(model, bs, args.steps, args.warmup, args.repeats)
+    print(json.dumps({"rate": rate, "loss": loss, "batch": bs, "threads": threads,
+                      "policy": os.environ.get("OMP_WAIT_POLICY", "default")}))
+    return 0
+
+
+def _run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    cmd = [sys.executable, __file__, "--child", "--models", name, "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    if args.policy == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    if args.policy != "auto":
+        cmd.append("--policy")
+    for flag in ("batch_size", "threads"):
+        if getattr(args, flag):
+            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), help="registry names")
@@ -73,28 +145,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: the CPUs this process may use)"
     )
+    p.add_argument("--neighbours", type=int, default=0,
+                   help="also time each model beside this many busy processes (default 0: quiet only)")
+    p.add_argument("--policy", nargs="?", const="forced", default="auto",
+                   choices=("auto", "default", "passive", "forced"),
+                   help="OpenMP wait policy of the timed processes: auto (as the commands choose), "
+                        "default (libgomp's), passive")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.child:
+        return _child(args)
 
-    threads = args.threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
     rows = []
     for name in args.models:
-        try:
-            model = build_model({"name": name, "sizes": list(SIZES)})
-        except Exception as exc:  # a model that is not there is skipped, not fatal
-            print(f"skipping {name}: cannot build it ({type(exc).__name__}: {exc})", file=sys.stderr)
-            continue
-        hp = getattr(model, "default_hparams", {})
-        bs = args.batch_size or int(hp.get("batch_size", 100))
-        rate, loss = measure(model, bs, args.steps, args.warmup, args.repeats)
-        rows.append((name, "-".join(map(str, SIZES)), bs, threads, rate, 1000.0 * bs / rate, loss))
+        runs = [("quiet", _run_child(name, args))]
+        if args.neighbours:
+            with neighbours(args.neighbours):
+                runs.append((f"+{args.neighbours} busy", _run_child(name, args)))
+            print(f"{name}: {runs[0][1]['rate'] / runs[1][1]['rate']:.2f}x slower beside {args.neighbours} "
+                  f"busy process(es); same loss: {runs[0][1]['loss'] == runs[1][1]['loss']}", file=sys.stderr)
+        for where, r in runs:
+            rows.append((name, where, r["policy"], r["batch"], r["threads"], r["rate"],
+                         1000.0 * r["batch"] / r["rate"], r["loss"]))
 
-    if not rows:
-        print("no model could be built", file=sys.stderr)
-        return 1
-    head = ("model", "sizes", "batch", "threads", "samples/s", "ms/step", "loss")
-    table = [(n, s, str(b), str(t), f"{r:,.0f}", f"{ms:.1f}", f"{lo:.3f}") for n, s, b, t, r, ms, lo in rows]
+    head = ("model", "load", "OpenMP wait", "batch", "threads", "samples/s", "ms/step", "loss")
+    table = [(n, w, po, str(b), str(t), f"{r:,.0f}", f"{ms:.1f}", f"{lo!r}")
+             for n, w, po, b, t, r, ms, lo in rows]
     widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(head)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     print("  ".join("-" * w for w in widths))

@@ -91,6 +91,9 @@ def _interrupted(prog: str, message: str) -> int:
 
 
 def _launch(prog: str, module: str) -> int:
+    from esl_train.openmp import choose_wait_policy
+
+    choose_wait_policy()  # before torch loads: passive OpenMP waiting beside busy processes
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
