@@ -388,7 +388,8 @@ class MeasuredOps:
         elif isinstance(node, AvgPool2d):
             x = self._value(preds[0], activity, cache)
             T, B = x.shape[:2]
-            y = F.avg_pool2d(x.reshape(T * B, *node.input_shape).double(), node.kernel)
+            # in the recorded dtype, as the model pooled it (what NeuroBench's hooks see)
+            y = F.avg_pool2d(x.reshape(T * B, *node.input_shape), node.kernel)
             value = y.reshape(T, B, *node.output_shape)
         elif isinstance(node, Add):
             ins = [self._value(p, activity, cache) for p in preds]
