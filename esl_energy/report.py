@@ -479,10 +479,18 @@ def render(results: Sequence[ModelEnergy], fmt: str = "table", layers: bool = Fa
     summary = summary_rows(results)
     if fmt == "csv":
         if not layers:
-            return table(summary, fmt)
-        rows = [{"layer": "all", **row} for row in summary] + layer_rows(results)
-        keys = list(dict.fromkeys(k for row in rows for k in row))
-        return table([{k: row.get(k) for k in keys} for row in rows], fmt)
+            first = table(summary, fmt)
+        else:
+            rows = [{"layer": "all", **row} for row in summary] + layer_rows(results)
+            keys = list(dict.fromkeys(k for row in rows for k in row))
+            first = table([{k: row.get(k) for k in keys} for row in rows], fmt)
+        # memory mode adds its own tables, each with its header, after a blank line
+        extra = [memory_rows(results)] if any(r.memory for r in results) else []
+        if extra and layers:
+            extra.append(memory_layer_rows(results))
+        if any(r.break_even for r in results):
+            extra.append(break_even_rows(results))
+        return "\n\n".join([first, *(table(rows, fmt) for rows in extra)])
     parts = [table(summary, fmt)]
     if layers:
         parts.append(table(layer_rows(results), fmt))
