@@ -61,8 +61,11 @@ def _model_parser() -> argparse.ArgumentParser:
                   "ONNX export is priced through it (default: the path the manifest records; the sha256 "
                   "must match)")
     p.add_argument("--seed", type=int, default=0, help="seed of rate-coded input draws (default 0)")
-    p.add_argument("--mode", default="connections",
-                   help=f"comma-separated counting modes: {', '.join(MODES)} (default: connections)")
+    p.add_argument("--mode", default=None,
+                   help=f"comma-separated counting modes: {', '.join(MODES)} (default: connections); "
+                        "memory is the measured run with weight reads, membrane reads/writes, spike events "
+                        "and static power priced too (platforms with memory prices: cmos45nm, "
+                        "cmos45nm-int8, loihi, truenorth-merolla2014)")
     p.add_argument("--data", default=DEFAULT_DATA,
                    help=f"dataset for measured mode, its test split (default: {DEFAULT_DATA})")
     p.add_argument("--data-dir", default=None, help="folder of the dataset (all but mnist-embedded)")
@@ -130,9 +133,12 @@ def _run_models(argv: list[str]) -> int:
     if any(placed):
         if not all(placed):
             fail("give sources or TrueNorth IR folders, not both in one call")
+        if args.mode is not None or args.compare_qnn:
+            fail("a TrueNorth IR folder is priced by running it on its cores (SOPs per core and static "
+                 "power); --mode and --compare-qnn apply to model.pt and NIR sources")
         return _run_placed(args)
     platforms = load_platforms(args.platforms or "gpu,truenorth", args.targets_file)
-    modes = parse_modes(args.mode)
+    modes = parse_modes(args.mode or "connections")
     results = evaluate([r for r in resolved if r is not None], platforms, modes, args.data,
                        data_dir=args.data_dir,
                        samples=1000 if args.samples is None else args.samples,

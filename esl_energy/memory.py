@@ -68,6 +68,7 @@ from hw_targets import Platform
 #: memory-mode terms, in the order they are shown
 TERMS = ("synaptic", "neuron", "weight_read", "state_read", "state_write", "events", "static")
 INCLUDED = "included"  # a term inside another price of the platform's table
+NA = "-"  # a term a row does not have (a neuron update of a connection layer)
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,10 @@ def _op_joules(layer: LayerTraffic, platform: Platform, activation: int | None) 
 def _add(a: float | str | None, b: float | str | None) -> float | str | None:
     """Sum of two term values: unpriced wins over included, included over a number (a
     number plus an included part is still a number: the included part is in another price)."""
+    if a == NA:
+        return b
+    if b == NA:
+        return a
     if a is None or b is None:
         return None
     if isinstance(a, str) and isinstance(b, str):
@@ -264,7 +269,7 @@ def price_traffic(tr: Traffic, platform: Platform) -> TermEnergy:
     total: dict[str, float | str | None] = dict.fromkeys(TERMS, 0.0)
     nu = price_kind(platform, "neuron_update")
     for lt in tr.layers:
-        row: dict[str, float | str | None] = dict.fromkeys(TERMS, 0.0)
+        row: dict[str, float | str | None] = dict.fromkeys(TERMS, NA)
         if lt.kind == "connection":
             j = _op_joules(lt, platform, tr.activation_bits)
             row["synaptic"] = j

@@ -119,8 +119,9 @@ def measure(model: torch.nn.Module | None, graph: Graph, x: torch.Tensor, *, bat
     if batch_size < 1:
         raise EnergyError(f"batch size must be positive, got {batch_size}")
     if model is None and any(isinstance(n, SingleSpikeIF) for n in graph.nodes.values()):
-        raise EnergyError(f"{label or 'graph'}: measured mode needs the PyTorch model for a single-spike "
-                          f"network (the reference executor runs step-based graphs)")
+        raise EnergyError(f"{label or 'graph'}: measured and memory modes need the PyTorch model for a "
+                          f"single-spike network (the reference executor runs step-based graphs); price its "
+                          f"model.pt")
     metric = MeasuredOps(graph, direct_input)
     if seed is not None:
         torch.manual_seed(seed)
@@ -347,6 +348,8 @@ def layer_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
     """One row per model, mode and connection layer, raw values."""
     rows = []
     for r in results:
+        if r.memory:  # memory mode has its own per-layer table (memory_layer_rows)
+            continue
         for i, layer in enumerate(r.count.layers):
             row: dict[str, Any] = {
                 "model": r.label,
@@ -419,6 +422,9 @@ def notes(results: Sequence[ModelEnergy]) -> list[str]:
             from esl_energy.memory import summarize
 
             lines.extend(dict.fromkeys(line for r in results for line in summarize(r.memory + r.qnn)))
+            if not any(te.terms["weight_read"] not in (None, 0.0) for r in results for te in r.memory):
+                lines.append("no platform here prices memory: try --platforms cmos45nm,cmos45nm-int8,loihi,"
+                             "truenorth-merolla2014")
             if any(r.break_even for r in results):
                 lines.append("QNN: the same network and weights with ceil(log2(T+1))-bit activations (a "
                              "neuron's spike count), run once; break-even rate: the SNN's input events per "
@@ -453,6 +459,9 @@ def to_json(results: Sequence[ModelEnergy], layers: bool = False) -> list[dict[s
         if r.memory:
             item["memory"] = {te.platform: dict(te.terms) for te in r.memory}
             item["memory_counts"] = {te.platform: te.counts for te in r.memory}
+            if layers:
+                item["memory_layers"] = {te.platform: {name: dict(t) for name, t in te.layers}
+                                         for te in r.memory}
         if r.qnn:
             item["qnn"] = {"activation_bits": _qnn_bits(r),
                            "energy": {te.platform: {"joules": te.joules, **te.terms} for te in r.qnn}}
@@ -492,7 +501,7 @@ def render(results: Sequence[ModelEnergy], fmt: str = "table", layers: bool = Fa
             extra.append(break_even_rows(results))
         return "\n\n".join([first, *(table(rows, fmt) for rows in extra)])
     parts = [table(summary, fmt)]
-    if layers:
+    if layers and layer_rows(results):
         parts.append(table(layer_rows(results), fmt))
     if any(r.memory for r in results):
         parts.append(table(memory_rows(results), fmt))

@@ -2,12 +2,13 @@
 
 Why: torch's OpenMP threads (libgomp) spin after each parallel region, waiting for the
 next. Beside a busy process on a 2-core machine the spinning thread holds the core its
-partner needs, so every region waits a scheduler time slice: training ran 2.6x (single
-spike) and 3.8x (LIF) slower beside one busy process, where losing one core should cost
-at most 2x (``benchmarks/train_throughput.py --neighbours 1``). Passive waiting (threads
-sleep) brings that to 1.3-1.8x but costs up to a third of the quiet speed of small
-operations, so the commands choose it only when other processes already keep a CPU busy
-as they start. The policy changes no number: the same threads split the same work.
+partner needs, so every region waits a scheduler time slice: training ran 3.1x (single
+spike) and 2.9x (LIF) slower beside one busy process on 2 cores, where losing one core
+should cost at most 2x (``benchmarks/train_throughput.py --neighbours 1 --policy default``).
+Passive waiting (threads sleep) brings that to 1.8-2.1x but costs up to a third of the
+quiet speed of small operations, so the commands choose it only when other processes
+already keep half a CPU busy as they start. The policy changes no number: the same
+threads split the same work.
 
 The user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` always wins, and nothing is
 changed once torch is loaded (libgomp reads the variables once, at start).

@@ -90,7 +90,7 @@ def _export(source: Source, out: Path, args: argparse.Namespace) -> list[str]:
 
         try:
             tick = float(Fraction(args.tick))
-        except (ValueError, ZeroDivisionError):
+        except (ValueError, ZeroDivisionError, OverflowError):
             raise ValueError(f"--tick must be a number or a fraction such as 2/15, got {args.tick!r}") \
                 from None
     ir = export_graph(source, out, args.platform, readout_unit=unit, drain=args.drain,

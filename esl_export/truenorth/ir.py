@@ -147,7 +147,8 @@ class CoreIR:
 
 
 def write(ir: CoreIR, out_dir: str | Path) -> Path:
-    """Write into a temporary folder beside ``out_dir`` and rename it into place."""
+    """Write into a temporary folder beside ``out_dir``, read it back through the validating
+    reader, and only then rename it into place: an IR the reader would refuse never lands."""
     with export_folder(out_dir, MANIFEST, FORMAT, "TrueNorth export", IRError) as tmp:
         with open(tmp / ARRAYS, "wb") as f:
             np.savez_compressed(
@@ -166,6 +167,7 @@ def write(ir: CoreIR, out_dir: str | Path) -> Path:
             **ir.meta, "files": {ARRAYS: sha256_file(tmp / ARRAYS)},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        read(tmp)
     return Path(out_dir)
 
 

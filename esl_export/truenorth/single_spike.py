@@ -44,6 +44,12 @@ LEVEL_BUDGET = 1 << 30
 RATE_SPIKES_PER_THRESHOLD = 2
 
 
+#: the longest tick (tau_syn): beyond it a spike's whole current lands within one tick
+MAX_DT = 1.0
+#: the most ticks per sample (a sample's arrays and the simulation grow with it)
+MAX_TICKS = 4096
+
+
 def kernel_delays(copies: int, dt: float, max_delay: int) -> list[int]:
     """Delays (ticks) of the K arrivals: the (k − ½)/K quantiles of the exponential kernel,
     rounded, made strictly increasing (one axon carries one spike per tick) and at least 1."""
@@ -380,8 +386,10 @@ def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEF
          window: float = sdt.DEFAULT_WINDOW, mode: str = "auto", partial: str = "levels") -> Plan:
     """Quantise and place (see ``lower_single_spike``); the layers carry the integer
     weights, thresholds and partial-sum quanta the cores hold."""
-    if not (math.isfinite(dt) and dt > 0):
-        raise IRError(f"the tick must be a positive number of tau_syn, got {dt}")
+    if not (math.isfinite(dt) and 0 < dt <= MAX_DT and window / dt <= MAX_TICKS):
+        raise IRError(f"--tick must be in [{window / MAX_TICKS:.3g}, {MAX_DT}] tau_syn (at most {MAX_TICKS} "
+                      f"ticks in the {window:g} tau_syn window; a longer tick than tau_syn loses the "
+                      f"kernel), got {dt}")
     if mode not in ("auto", "direct", "levels") or partial not in ("levels", "rate"):
         raise IRError(f"placement {mode!r} / partial sums {partial!r}: auto, direct or levels / levels or "
                       f"rate")
