@@ -80,6 +80,9 @@ def test_every_snn_term_by_hand(tiny: Any, tmp_path: Path) -> None:
     assert e.joules == pytest.approx(145.8e-12)
     assert e.counts["weight_read"] == {"count": 15, "bits": 138}
     assert e.counts["events"] == {"count": 7, "bits": 14} and e.counts["neuron"]["count"] == 6
+    rows = dict(e.layers)  # per layer: a term a row has no part in is "-", never a zero
+    assert rows["fc.0"]["neuron"] == "-" and rows["lif.0"]["weight_read"] == "-"
+    assert rows["lif.0"]["state_read"] == pytest.approx(6 * 16 * 1e-13)
 
 
 def test_every_qnn_term_by_hand(tiny: Any, tmp_path: Path) -> None:

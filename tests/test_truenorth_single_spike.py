@@ -163,13 +163,19 @@ def test_esl_run_and_energy_on_a_single_spike_export_and_bad_input_is_one_line(
     for argv, words in (([*_export(setup, tmp_path), "--copies", "0"], "--copies"),
                         ([*_export(setup, tmp_path), "--tick", "abc"], "--tick"),
                         ([*_export(setup, tmp_path), "--tick", "0"], "tick"),
+                        ([*_export(setup, tmp_path), "--tick", "1e400"], "--tick"),
+                        ([*_export(setup, tmp_path), "--tick", "100"], "--tick must be in"),
+                        ([*_export(setup, tmp_path), "--tick", "1e-9"], "--tick must be in"),
                         ([*_export(setup, tmp_path), "--placement", "direct"], "does not fit one core"),
                         ([str(setup["path"]), "--target", "truenorth", "-o", str(setup["path"])],
                          "overwrite")):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("esl-export: error:") and words in err and "\n" not in err, err
-    assert setup["path"].is_file()
+    assert setup["path"].is_file() and not (tmp_path / "bad").exists()  # a refused export writes nothing
+    assert energy_cli.main([str(out), "--mode", "memory"]) == 2  # an IR is priced by its own run
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("esl-energy: error:") and "--mode" in err and "\n" not in err
 
 
 def _export(setup: dict, tmp_path: Path) -> list[str]:
