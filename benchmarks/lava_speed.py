@@ -2,6 +2,13 @@
 stock vs esl-snn's Sparse model, and the PyTorch reference on the same samples.
 
     .venv/bin/python benchmarks/lava_speed.py [--samples 200] [--repeats 3]
+    .venv/bin/python benchmarks/lava_speed.py --model runs/mem/esl-e20.pt     # trained weights
+    .venv/bin/python benchmarks/lava_speed.py --model ESL_DIRECT.pt            # graded (direct) input
+
+With ``--model`` a trained 784-800-10 mlp-lif model.pt is timed instead of the built one
+(its own encoding: a direct-coded model sends graded pixels into the hidden Sparse
+process, ``num_message_bits > 0``). ``--encoding direct`` builds a direct-coded network.
+Every variant first runs ``--warmup`` untimed times.
 
 The network is the paper's MNIST MLP as a LIF network (mlp-lif 784-800-10, T = 8,
 rate-coded input so every connection sees binary spikes, as on the chip). Only the
@@ -43,9 +50,9 @@ from esl_train.models import build_model
 DENSITY = 0.16
 
 
-def build(seed: int = 0) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+def build(seed: int = 0, encoding: str = "rate") -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     torch.manual_seed(seed)
-    model = build_model({"name": "mlp-lif", "sizes": [784, 800, 10], "T": 8, "encoding": "rate"})
+    model = build_model({"name": "mlp-lif", "sizes": [784, 800, 10], "T": 8, "encoding": encoding})
     w = model.fc[0].weight
     n = w.numel()
     keep = torch.randperm(n)[: round(DENSITY * n)]
@@ -62,18 +69,34 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs of every variant first")
+    p.add_argument("--model", default=None, help="a trained 784-800-10 mlp-lif model.pt (default: build one)")
+    p.add_argument("--encoding", default="rate", choices=("rate", "direct"), help="of the built network")
     args = p.parse_args(argv)
 
-    model, masks = build()
     x = load_data("mnist-embedded").test.x[: args.samples].numpy()
+    with tempfile.TemporaryDirectory(prefix="esl-bench-") as tmp:
+        if args.model:
+            from esl_train.checkpoint import load_model
+
+            path = Path(args.model)
+            model, _ = load_model(path)
+            model.eval()
+        else:
+            model, masks = build(encoding=args.encoding)
+            path = Path(tmp) / "model.pt"
+            save_checkpoint(make_checkpoint(model, masks), path)
+        art = export_model(path, Path(tmp) / "lava")
+    encoding = str(art.input.get("encoding", {}).get("kind", "?"))
+    graded = bool(art.stages[0].graded_input)
     torch.manual_seed(1)
     _, seq = pytorch_side(model, x)  # PyTorch's own rate-coded draw, fed to Lava as well
+    if graded:
+        seq = None  # analog pixels: Lava encodes them itself, every step
     T = model.n_steps
-    with tempfile.TemporaryDirectory(prefix="esl-bench-") as tmp:
-        path = Path(tmp) / "model.pt"
-        save_checkpoint(make_checkpoint(model, masks), path)
-        art = export_model(path, Path(tmp) / "lava")
-    print(f"784-800-10 mlp-lif, T = {T}, rate-coded input, {args.samples} digits; hidden stage "
+    print(f"784-800-10 mlp-lif ({'trained: ' + str(args.model) if args.model else 'built'}), T = {T}, "
+          f"{encoding} input ({'graded' if graded else 'spike'} messages into the hidden stage), "
+          f"{args.samples} digits; hidden stage "
           f"{art.stages[0].connection} {art.stages[0].nnz():,} synapses (density "
           f"{art.stages[0].nnz() / (784 * 800):.3f}), readout {art.stages[1].connection}")
 
@@ -83,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[float]] = {k: [] for k in variants}
     sums: dict[str, np.ndarray] = {}
     steps = 0
+    for name, kw in variants.items():
+        for _ in range(args.warmup):
+            simulate(art, x, input_seq=seq, chunk_samples=args.samples, **kw)
     for r in range(args.repeats):
         for name, kw in variants.items():
             out = simulate(art, x, input_seq=seq, chunk_samples=args.samples, **kw)
@@ -95,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     dense_diff = float(np.abs(sums["dense"] - sums["sparse-fast"]).max())
 
     # PyTorch on the same digits and draw: one digit at a time, then one batch
+    if seq is None:  # direct coding: the same pixels at every step
+        seq = np.repeat(x.reshape(1, len(x), -1), T, axis=0)
     seq_t = torch.as_tensor(seq, dtype=torch.float32)
 
     def torch_forward(batch: torch.Tensor) -> torch.Tensor:

@@ -133,6 +133,18 @@ def test_mlp_lif_matches_pytorch_spike_for_spike(mlp_export: tuple, digits: tupl
     np.testing.assert_allclose(out.sums, rec["output"].numpy().sum(0), atol=1e-9)
 
 
+def test_graded_input_fast_and_stock_sparse_models_give_the_same_spikes(mlp_export: tuple,
+                                                                       digits: tuple) -> None:
+    _, _, art = mlp_export
+    x, _ = digits
+    assert art.stages[0].graded_input  # direct-coded pixels: analog messages into a Sparse process
+    fast = simulate(art, x[:4], record=True, sparse_model="fast")
+    stock = simulate(art, x[:4], record=True, sparse_model="stock")
+    for layer in fast.records:
+        assert np.array_equal(fast.records[layer], stock.records[layer]), layer
+    assert np.array_equal(fast.sums, stock.sums)
+
+
 def test_rate_coded_mlp_fast_and_stock_sparse_models_give_the_same_spikes(
         digits: tuple, tmp_path: Path) -> None:
     model, masks = spiking_model({"name": "mlp-lif", "sizes": [784, 48, 10], "T": 6, "encoding": "rate"},

@@ -7,7 +7,11 @@ spiking inputs are gathered from a CSC copy and summed with one ``bincount``: wo
 proportion to the synapses that actually carry a spike. Each output still sums its
 terms in increasing input order starting from zero, exactly as the stock model's CSR
 row sums do, so the results are the same bit for bit. Graded input
-(``num_message_bits > 0``) keeps the stock CSR product.
+(``num_message_bits > 0``, e.g. direct-coded pixels) keeps the stock CSR product, which is
+already proportional to the synapses (a gather over the non-zero inputs measured 0.78x of
+it), but skips it when the input is the previous step's again: direct coding holds a
+sample's pixels for all T steps, so the product is computed once per sample and reused,
+the same numbers.
 
 Select it with ``Loihi2SimCfg(select_tag="floating_pt",
 exception_proc_model_map={Sparse: PySparseFastModelFloat})``.
@@ -34,6 +38,7 @@ class PySparseFastModelFloat(AbstractPySparseModelFloat):
     def __init__(self, proc_params: dict[str, ty.Any]) -> None:
         super().__init__(proc_params)
         self._csc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # graded: (input, its product)
 
     def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # built on first use: the weights Var is filled after __init__
@@ -48,7 +53,12 @@ class PySparseFastModelFloat(AbstractPySparseModelFloat):
         self.a_out.send(self.a_buff)
         s_in = self.s_in.recv()
         if self.num_message_bits.item() > 0:
+            last = self._last
+            if last is not None and np.array_equal(s_in, last[0]):
+                self.a_buff = last[1].copy()
+                return
             self.a_buff = self.weights.dot(s_in)
+            self._last = (np.array(s_in, copy=True), self.a_buff.copy())
             return
         indptr, rows, data = self._columns()
         cols = np.flatnonzero(s_in)
