@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[float]] = {k: [] for k in variants}
     sums: dict[str, np.ndarray] = {}
     steps = 0
-    for name, kw in variants.items():
+    for kw in variants.values():
         for _ in range(args.warmup):
             simulate(art, x, input_seq=seq, chunk_samples=args.samples, **kw)
     for r in range(args.repeats):
