@@ -93,10 +93,10 @@ def _interrupted(prog: str, message: str) -> int:
 def _launch(prog: str, module: str) -> int:
     from esl_train.openmp import choose_wait_policy
 
-    choose_wait_policy()  # before torch loads: passive OpenMP waiting beside busy processes
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
+            choose_wait_policy()  # before torch loads: passive OpenMP waiting beside busy processes
             main = importlib.import_module(module).main
             importlib.import_module("torch")
         finally:
