@@ -241,54 +241,62 @@ def _main_neuron(layer: Layer, j: int, weights: list[int], dest: list[Any]) -> d
             "floor": NO_FLOOR, "leak": -int(layer.leak[j]), "dest": dest}
 
 
+def pack_cores(keys: list[list[Any]], slots: list[int], g: Geometry) -> list[list[int]]:
+    """Greedy direct placement shared by the LIF and single-spike lowerings: rows (neurons)
+    with their distinct axon keys and output slots (replicas) go into cores one core at a
+    time. A core opens with the unplaced row of widest fan-in; then, while anything fits,
+    it takes the row that adds the fewest new axons (ties: the widest, then the lowest
+    index). Returns the rows of each core in the order taken. Every row must fit a core."""
+    if not keys:
+        return []
+    kid = {k: i for i, k in enumerate(dict.fromkeys(k for ks in keys for k in ks))}
+    rows = np.repeat(np.arange(len(keys)), [len(ks) for ks in keys])
+    cols = np.fromiter((kid[k] for ks in keys for k in ks), np.int64, len(rows))
+    # row × axon key, sparse: a conv layer's neurons each touch a small window of keys
+    use = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(keys), len(kid)))
+    use_cols = use.tocsc()
+    width = np.asarray(use.sum(1), np.float32).ravel()
+    n_slots = np.asarray(slots)
+    left = np.ones(len(keys), bool)
+    groups: list[list[int]] = []
+    while left.any():
+        have, n_have, free = np.zeros(len(kid), bool), 0, g.neurons
+        new = width.copy()  # axons each row would add to this core
+        group: list[int] = []
+        while True:
+            fits = left & (n_have + new <= g.axons) & (n_slots <= free)
+            if not fits.any():
+                break
+            pool = fits if not group else fits & (new == new[fits].min())
+            r = int(np.argmax(np.where(pool, width, -1)))
+            left[r] = False
+            got = use.indices[use.indptr[r]:use.indptr[r + 1]]
+            added = got[~have[got]]
+            if len(added):
+                have[added] = True
+                n_have += len(added)
+                new -= np.asarray(use_cols[:, added].sum(1), np.float32).ravel()
+            free -= int(n_slots[r])
+            group.append(r)
+        groups.append(group)
+    return groups
+
+
 def place_direct(layer: Layer, src: list[Any], slots: list[list[Any]], g: Geometry,
                  bias_key: Any) -> list[Core] | None:
-    """Whole fan-in per core, one core filled at a time. None if some neuron does not fit.
-
-    A core opens with the unplaced neuron of widest fan-in; then, while anything fits,
-    it takes the neuron that adds the fewest new axons (ties: the widest). Neurons
-    whose inputs overlap (the same input pool of a core-aware mask) thus share a core,
-    and a neuron from elsewhere joins only when nothing closer fits."""
+    """Whole fan-in per core, filled by ``pack_cores``. None if some neuron does not fit.
+    Neurons whose inputs overlap (the same input pool of a core-aware mask) thus share a
+    core, and a neuron from elsewhere joins only when nothing closer fits."""
     n_out = layer.q.shape[0]
     need = [_keys(layer.q[j], src) + ([((bias_key,), 2)] if layer.bias[j] else []) for j in range(n_out)]
     live = [j for j in range(n_out) if slots[j]]
     if any(len(need[j]) > g.axons or len(slots[j]) > g.neurons for j in live):
         return None
-    kid = {k: i for i, k in enumerate(dict.fromkeys(k for j in live for k, _ in need[j]))}
-    rows = np.repeat(np.arange(len(live)), [len(need[j]) for j in live])
-    cols = np.fromiter((kid[k] for j in live for k, _ in need[j]), np.int64, len(rows))
-    # neuron × axon key, sparse: a conv layer's neurons each touch a small window of keys
-    use = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(live), len(kid)))
-    use_cols = use.tocsc()
-    width = np.asarray(use.sum(1), np.float32).ravel()
-    n_slots = np.array([len(slots[j]) for j in live])
-    left = np.ones(len(live), bool)
     cores: list[Core] = []
-    while left.any():
-        core, have, n_have = Core(), np.zeros(len(kid), bool), 0
-        new = width.copy()  # axons each neuron would add to this core
-        free, first = g.neurons, True
-        while True:
-            fits = left & (n_have + new <= g.axons) & (n_slots <= free)
-            if not fits.any():
-                break
-            # the widest neuron opens a core; afterwards the fewest new axons, widest first
-            # (then the lowest index)
-            if first:
-                r = int(np.argmax(np.where(fits, width, -1)))
-            else:
-                fewest = new[fits].min()
-                r = int(np.argmax(np.where(fits & (new == fewest), width, -1)))
-            first = False
+    for group in pack_cores([[k for k, _ in need[j]] for j in live], [len(slots[j]) for j in live], g):
+        core = Core()
+        for r in group:
             j = live[r]
-            left[r] = False
-            keys = use.indices[use.indptr[r]:use.indptr[r + 1]]
-            added = keys[~have[keys]]
-            if len(added):
-                have[added] = True
-                n_have += len(added)
-                new -= np.asarray(use_cols[:, added].sum(1), np.float32).ravel()
-            free -= len(slots[j])
             for key, kind in need[j]:
                 core.axon(key, kind)
             w = [int(layer.level[j]), -int(layer.level[j]), int(layer.bias[j]), 0]

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 from esl_export import single_spike_dt as sdt
 from esl_export.graph import Graph
@@ -31,6 +30,7 @@ from esl_export.truenorth.ir import (
     Geometry,
     IRError,
 )
+from esl_export.truenorth.lower import Core, pack_cores
 
 #: default grid step in τ_syn units: 2/15, half the grid of the 13-step variant; K = 8 copies
 DEFAULT_DT = 2.0 / 15.0
@@ -142,62 +142,23 @@ def quantise(name: str, w: np.ndarray, copies: int, threshold: float, g: Geometr
 # ----------------------------------------------------------------------------- placement
 
 
-@dataclass
-class _Core:
-    axons: list[tuple[Any, int]] = field(default_factory=list)
-    index: dict[Any, int] = field(default_factory=dict)
-    neurons: list[dict[str, Any]] = field(default_factory=list)
-
-    def axon(self, key: Any, kind: int) -> int:
-        if key not in self.index:
-            self.index[key] = len(self.axons)
-            self.axons.append((key, kind))
-        return self.index[key]
-
-
 def _neuron(cols: list[int], w: list[int], thr: int, reset_value: int, dest: Any, role: str,
             layer: int, j: int) -> dict[str, Any]:
     return {"axons": cols, "w": w, "thr": int(thr), "rv": int(reset_value), "dest": dest, "role": role,
             "layer": layer, "j": j, "reset": RESET_ZERO}
 
 
-def _place_direct(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], g: Geometry) -> list[_Core]:
-    """Whole fan-in in one core, one core filled at a time: it opens with the widest
-    unplaced neuron and then takes, while any fits, the neuron that adds the fewest new
-    axons (ties: the wider, then the lower index), so neurons of one input pool (a
-    core-aware mask) share a core. The caller passes only neurons that fit a core."""
+def _place_direct(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], g: Geometry) -> list[Core]:
+    """Whole fan-in in one core, filled by ``lower.pack_cores`` (fewest new axons first), so
+    neurons of one input pool (a core-aware mask) share a core. The caller passes only
+    neurons that fit a core."""
     live = [j for j in range(lay.types.shape[0]) if slots[j]]
-    cores: list[_Core] = []
-    if not live:
-        return cores
+    cores: list[Core] = []
     keys = [[((src[i], int(lay.types[j, i])), int(lay.types[j, i]))
              for i in np.flatnonzero(lay.types[j] >= 0)] for j in live]
-    kid = {key: n for n, key in enumerate(dict.fromkeys(key for ks in keys for key, _ in ks))}
-    rows = np.repeat(np.arange(len(live)), [len(ks) for ks in keys])
-    cols = np.fromiter((kid[key] for ks in keys for key, _ in ks), np.int64, len(rows))
-    use = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(live), len(kid)))
-    use_cols = use.tocsc()
-    width = np.asarray(use.sum(1), np.float32).ravel()
-    n_slots = np.array([len(slots[j]) for j in live])
-    left = np.ones(len(live), bool)
-    while left.any():
-        core, have, n_have = _Core(), np.zeros(len(kid), bool), 0
-        new = width.copy()  # axons each neuron would add to this core
-        first = True
-        while True:
-            fits = left & (n_have + new <= g.axons) & (len(core.neurons) + n_slots <= g.neurons)
-            if not fits.any():
-                break
-            pool = fits if first else fits & (new == new[fits].min())
-            r = int(np.argmax(np.where(pool, width, -1)))
-            first = False
-            left[r] = False
-            got = use.indices[use.indptr[r]:use.indptr[r + 1]]
-            added = got[~have[got]]
-            if len(added):
-                have[added] = True
-                n_have += len(added)
-                new -= np.asarray(use_cols[:, added].sum(1), np.float32).ravel()
+    for group in pack_cores([[key for key, _ in ks] for ks in keys], [len(slots[j]) for j in live], g):
+        core = Core()
+        for r in group:
             j = live[r]
             cols_j = [core.axon(key, kind) for key, kind in keys[r]]
             w = [int(lay.la[j]), int(lay.lb[j]), -int(lay.la[j]), -int(lay.lb[j])]
@@ -261,7 +222,7 @@ def rescale_for_rate(lay: SSLayer, g: Geometry, which: list[int]) -> None:
 
 
 def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], copies: int,
-                  g: Geometry, scheme: str = "levels") -> list[_Core]:
+                  g: Geometry, scheme: str = "levels") -> list[Core]:
     """Partial sums by level neurons: per channel (one sign, <= A inputs) ``m`` neurons with
     thresholds (r − ½)·Q, r = 1..m (``Q − Q//2`` for r = 1), that integrate the channel's
     |weights| and fire once, when the channel's sum first reaches their level; the final
@@ -269,9 +230,9 @@ def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], 
     one tick later — no rate limit. Channels share a level core while axons and neurons fit.
     ``scheme="rate"``: one neuron per channel instead, threshold Q, linear reset (the LIF
     lowering's partial sums: at most Q per tick passes, the rest waits)."""
-    cores: list[_Core] = []
-    final = _Core()
-    part = _Core()
+    cores: list[Core] = []
+    final = Core()
+    part = Core()
     qs = np.zeros(lay.types.shape[0], np.int64)
     for j in range(lay.types.shape[0]):
         if not slots[j]:
@@ -288,7 +249,7 @@ def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], 
         if len(final.axons) + sum(levels) > g.axons or len(final.neurons) + len(slots[j]) > g.neurons:
             if final.neurons:
                 cores.append(final)
-            final = _Core()
+            final = Core()
         fcols = []
         la, lb = int(lay.la[j]), int(lay.lb[j])
         for c, ((sign, idx), m) in enumerate(zip(channels(lay, j, g.axons), levels, strict=True)):
@@ -297,7 +258,7 @@ def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], 
             if len(part.axons) + new > g.axons or len(part.neurons) + m > g.neurons:
                 if part.neurons:
                     cores.append(part)
-                part = _Core()
+                part = Core()
             cols = [part.axon(key, kind) for key, kind in keys]
             w = [la, lb, 0, 0] if sign == 0 else [0, 0, la, lb]  # the channel's |sum|
             for r in range(1, m + 1):
@@ -319,18 +280,18 @@ def _place_levels(lay: SSLayer, k: int, src: list[Any], slots: list[list[Any]], 
     return cores
 
 
-def _place_splitters(k: int, copy_slots: list[list[Any]], g: Geometry) -> list[_Core]:
+def _place_splitters(k: int, copy_slots: list[list[Any]], g: Geometry) -> list[Core]:
     """Splitter per source neuron of layer k: one axon (the source's only destination),
     K neurons (weight 1, threshold 1), each sending the spike to one relay axon with its
     kernel delay. (K replicas of the source itself would multiply its SOPs by K.)"""
-    cores: list[_Core] = []
-    core = _Core()
+    cores: list[Core] = []
+    core = Core()
     for h, dests in enumerate(copy_slots):
         if not dests:
             continue
         if len(core.axons) + 1 > g.axons or len(core.neurons) + len(dests) > g.neurons:
             cores.append(core)
-            core = _Core()
+            core = Core()
         cols = [core.axon(("split", k, h), 0)]
         for dest in dests:
             core.neurons.append(_neuron(cols, [1, 0, 0, 0], 1, 0, dest, "split", k, h))
@@ -339,12 +300,12 @@ def _place_splitters(k: int, copy_slots: list[list[Any]], g: Geometry) -> list[_
     return cores
 
 
-def _place_relays(n: int, k: int, copies: int, slots: list[list[Any]], g: Geometry) -> list[_Core]:
+def _place_relays(n: int, k: int, copies: int, slots: list[list[Any]], g: Geometry) -> list[Core]:
     """Relay neuron per source neuron of layer k: K axons (one per delayed replica of the
     source), weight 1, threshold 1, reset to 0: it re-emits every arrival, so each consumer
     gets the K arrivals on one axon."""
-    cores: list[_Core] = []
-    core = _Core()
+    cores: list[Core] = []
+    core = Core()
     for h in range(n):
         if not slots[h]:
             continue
@@ -353,7 +314,7 @@ def _place_relays(n: int, k: int, copies: int, slots: list[list[Any]], g: Geomet
                           f"arrivals, more than one core's {g.neurons} neurons / {g.axons} axons")
         if len(core.axons) + copies > g.axons or len(core.neurons) + len(slots[h]) > g.neurons:
             cores.append(core)
-            core = _Core()
+            core = Core()
         cols = [core.axon(("copy", k, h, c), 0) for c in range(copies)]
         for dest in slots[h]:
             core.neurons.append(_neuron(cols, [1, 0, 0, 0], 1, 0, dest, "relay", k, h))
@@ -367,8 +328,8 @@ class Plan:
     """The quantised layers and their cores, before assembly into arrays."""
 
     layers: list[SSLayer]
-    placed: list[list[_Core]]
-    relays: list[list[_Core]]  # per hidden layer: its splitter cores, then its relay cores
+    placed: list[list[Core]]
+    relays: list[list[Core]]  # per hidden layer: its splitter cores, then its relay cores
     delays: list[int]
     net: sdt.DTNetwork
     n_data: int
@@ -401,8 +362,8 @@ def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEF
     n_data = layers[0].types.shape[1]
     n_layers = len(layers)
     # place from the output back: each layer learns the axons that consume its neurons
-    placed: list[list[_Core]] = [[] for _ in range(n_layers)]
-    relays: list[list[_Core]] = [[] for _ in range(n_layers - 1)]
+    placed: list[list[Core]] = [[] for _ in range(n_layers)]
+    relays: list[list[Core]] = [[] for _ in range(n_layers - 1)]
     slots: list[list[Any]] = [[("out", j)] for j in range(layers[-1].types.shape[0])]
     for k in reversed(range(n_layers)):
         lay = layers[k]
@@ -416,7 +377,7 @@ def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEF
             raise IRError(f"layer {lay.name}: neuron {wide[0]}'s fan-in does not fit one core; use "
                           f"--placement auto")
         direct = _place_direct(lay, k, src, [s if f else [] for s, f in zip(slots, fits, strict=True)], g)
-        levels: list[_Core] = []
+        levels: list[Core] = []
         if wide:
             if partial == "rate":
                 rescale_for_rate(lay, g, wide)
@@ -447,9 +408,9 @@ def plan(graph: Graph, g: Geometry, *, dt: float = DEFAULT_DT, copies: int = DEF
     return Plan(layers, placed, relays, delays, net, n_data)
 
 
-def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[_Core]], relays: list[list[_Core]],
+def _assemble(g: Geometry, layers: list[SSLayer], placed: list[list[Core]], relays: list[list[Core]],
               delays: list[int], net: sdt.DTNetwork, n_data: int, graph: Graph) -> CoreIR:
-    order: list[tuple[str, int, int, _Core]] = []  # (kind, layer, core within the layer, core)
+    order: list[tuple[str, int, int, Core]] = []  # (kind, layer, core within the layer, core)
     for k in range(len(layers)):
         order += [("layer", k, c, core) for c, core in enumerate(placed[k])]
         if k < len(relays):
