@@ -161,7 +161,7 @@ def traffic(graph: Graph, count: OpCount, weight_bits: int, state_bits: int) -> 
     events_in = inputs_steps = 0.0
     for lc in count.layers:
         node = conns[lc.name]
-        n_in = int(fan_out(node, "all").numel())
+        n_in = math.prod(node.input_shape)
         n_out = math.prod(node.output_shape)
         nonzero = int(fan_out(node, "nonzero").sum())
         sparse = lc.synapses < lc.possible

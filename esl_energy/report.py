@@ -33,7 +33,17 @@ from esl_energy.counting import (
     MeasuredOps,
     OpCount,
 )
-from esl_energy.memory import INCLUDED, TERMS, BreakEven, TermEnergy, break_even, price_traffic, traffic
+from esl_energy.memory import (
+    INCLUDED,
+    TERMS,
+    BreakEven,
+    TermEnergy,
+    activation_bits,
+    break_even,
+    price_traffic,
+    summarize,
+    traffic,
+)
 from esl_energy.pricing import Energy, price
 from esl_export.graph import Graph, GraphError, SingleSpikeIF
 from esl_export.lower import lower
@@ -301,8 +311,7 @@ def memory_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
     for r in results:
         nets = [("SNN", r.memory)]
         if r.qnn:
-            b = next((e for e in r.qnn), None)
-            nets.append((f"QNN {_qnn_bits(r)}-bit" if b else "QNN", r.qnn))
+            nets.append((f"QNN {_qnn_bits(r)}-bit", r.qnn))
         for net, terms in nets:
             for te in terms:
                 row: dict[str, Any] = {"model": r.label, "network": net, "platform": te.platform}
@@ -313,8 +322,6 @@ def memory_rows(results: Sequence[ModelEnergy]) -> list[dict[str, Any]]:
 
 
 def _qnn_bits(r: ModelEnergy) -> int:
-    from esl_energy.memory import activation_bits
-
     return activation_bits(r.count.steps)
 
 
@@ -419,8 +426,6 @@ def notes(results: Sequence[ModelEnergy]) -> list[str]:
             lines.append(f"memory: the measured run ({r.data}) with weight reads, membrane reads and "
                          "writes, spike events and static power priced as well (esl_energy/memory.py); "
                          "a platform's (J) column is the sum of the terms it prices")
-            from esl_energy.memory import summarize
-
             lines.extend(dict.fromkeys(line for r in results for line in summarize(r.memory + r.qnn)))
             if not any(te.terms["weight_read"] not in (None, 0.0) for r in results for te in r.memory):
                 lines.append("no platform here prices memory: try --platforms cmos45nm,cmos45nm-int8,loihi,"
