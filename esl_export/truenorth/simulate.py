@@ -27,12 +27,15 @@ unchanged, so the results are the same spike for spike.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
+from esl_export.truenorth import kernel as _kernel
 from esl_export.truenorth.ir import RESET_LINEAR, RESET_ZERO, CoreIR
 
 
@@ -126,9 +129,52 @@ class Simulator:
         n_in = ir.n_inputs
         route = sparse.csr_matrix((np.ones(len(in_index)), (in_index, in_axon)), shape=(n_in, C * A))
         self.from_input, self.sop_input = (route @ w).tocsr(), (route @ sop).tocsr()
+        self.tables = _kernel.tables(
+            self.from_input, self.sop_input, self.by_delay,
+            {"threshold": self.threshold, "leak": self.leak, "reversal": self.reversal, "floor": self.floor,
+             "zero_reset": self.zero_reset, "reset_value": self.reset_value, "lin_reset": self.lin_reset},
+            self.out_neuron, self.out_index, ir.n_outputs, C, self.depth)
+        # compile (or load from numba's cache) now, so that no run's timing includes it
+        _kernel.run(np.zeros((1, 1, ir.n_inputs), np.bool_), self.tables, False)
 
-    def run(self, raster: np.ndarray, record: bool = False) -> SimResult:
-        """``raster``: bool [ticks, B, n_inputs], the host's input lines per tick."""
+    def run(self, raster: np.ndarray, record: bool = False, engine: str = "fast",
+            threads: int | None = None) -> SimResult:
+        """``raster``: bool [ticks, B, n_inputs], the host's input lines per tick. ``engine``:
+        ``fast`` (the compiled event-driven kernel, samples split over ``threads``, by
+        default one per CPU this process may use) or ``reference`` (the numpy loop that
+        states the semantics); both give the same counts, first spikes, SOPs and spikes."""
+        if engine == "reference":
+            return self._run_reference(raster, record)
+        if engine != "fast":
+            raise ValueError(f"unknown engine {engine!r}: fast or reference")
+        ticks, B, _ = raster.shape
+        raster = np.ascontiguousarray(raster, dtype=np.bool_)
+        workers = max(1, min(B, threads or len(os.sched_getaffinity(0))))
+        cuts = np.linspace(0, B, workers + 1).astype(int)
+        t0 = time.perf_counter()
+        if workers == 1:
+            parts = [_kernel.run(raster, self.tables, record)]
+        else:  # samples are independent and the kernel releases the GIL
+            chunks = [np.ascontiguousarray(raster[:, cuts[i]:cuts[i + 1]]) for i in range(workers)]
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(lambda r: _kernel.run(r, self.tables, record), chunks))
+        seconds = time.perf_counter() - t0
+        counts, first = (np.concatenate([p[k] for p in parts]) for k in (0, 1))
+        sops = np.sum([p[2] for p in parts], axis=0).astype(np.float64)
+        rec = self._expand(np.concatenate([p[3] for p in parts], axis=1)) if record else None
+        return SimResult(counts, first, sops, ticks, B, seconds, rec)
+
+    def _expand(self, groups: np.ndarray) -> np.ndarray:
+        """Every neuron's spikes [ticks, C, B, N] from its group's [ticks, B, U]."""
+        C, _, N = self.shape
+        ticks, B, _ = groups.shape
+        full = np.zeros((ticks, B, C * N), bool)
+        members = self.group >= 0
+        full[:, :, members] = groups[:, :, self.group[members]]
+        return full.reshape(ticks, B, C, N).transpose(0, 2, 1, 3)
+
+    def _run_reference(self, raster: np.ndarray, record: bool) -> SimResult:
+        """One tick at a time over every group, in numpy (the semantics, spelled out)."""
         ir = self.ir
         ticks, B, _ = raster.shape
         C, _, N = self.shape
@@ -191,7 +237,7 @@ def raster(ir: CoreIR, seq: np.ndarray) -> np.ndarray:
 
 
 def simulate(ir: CoreIR, seq: np.ndarray, batch: int = 100, record: bool = False,
-             host: bool = False) -> SimResult:
+             host: bool = False, engine: str = "fast") -> SimResult:
     """Stream samples ``seq`` [T, N, n_data] through the IR in batches; with ``host``, ``seq``
     is already every input line per tick, [ticks_per_sample, N, n_inputs] (the single-spike
     IR's latency raster)."""
@@ -199,9 +245,10 @@ def simulate(ir: CoreIR, seq: np.ndarray, batch: int = 100, record: bool = False
     n = seq.shape[1]
     if host and (seq.shape[0] != int(ir.meta["timing"]["ticks_per_sample"]) or seq.shape[2] != ir.n_inputs):
         raise ValueError(f"host raster {seq.shape}: expected [ticks per sample, samples, {ir.n_inputs}]")
-    parts = [sim.run(seq[:, i:i + batch] if host else raster(ir, seq[:, i:i + batch]), record=record)
+    parts = [sim.run(seq[:, i:i + batch] if host else raster(ir, seq[:, i:i + batch]),
+                     record=record, engine=engine)
              for i in range(0, n, batch)]
     return SimResult(np.concatenate([p.counts for p in parts]), np.concatenate([p.first for p in parts]),
-                     sum(p.sops for p in parts),
+                     np.sum([p.sops for p in parts], axis=0),
                      parts[0].ticks, n, sum(p.seconds for p in parts),
                      np.concatenate([p.spikes for p in parts], axis=2) if record else None)
