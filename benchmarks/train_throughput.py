@@ -1,10 +1,14 @@
 """Training throughput (samples/s) of the MLP models: forward + backward + optimizer step.
 
 Each model is built from its architecture description through the model registry, fed
-random pixels in [0, 1] shaped like MNIST (``[B, 1, 28, 28]``) in batches of the size its
-training recipe (``default_hparams``) uses, and timed over ``--steps`` steps after
-``--warmup`` untimed ones; the best of ``--repeats`` timings is reported.  A model that
-cannot be built is skipped with a message.
+the embedded MNIST training digits (``--data random``: uniform random pixels shaped like
+them) in batches of the size its training recipe (``default_hparams``) uses, and timed
+over ``--steps`` steps after ``--warmup`` untimed ones; the best of ``--repeats`` timings
+is reported.
+
+The single-spike model runs its layers' compiled CPU kernels (``single_spike_cpu.py``);
+``--tensor-code`` adds a row that times it on the tensor code they replace, in its own
+process, and checks that both trained the same numbers (the loss to all digits).
 
     .venv/bin/python benchmarks/train_throughput.py
     .venv/bin/python benchmarks/train_throughput.py --models mlp-single-spike --steps 50
@@ -51,7 +55,7 @@ MODELS = ("mlp-single-spike", "mlp-lif")
 
 
 def measure(
-    model: Any, batch_size: int, steps: int, warmup: int, repeats: int, seed: int = 0
+    model: Any, batch_size: int, steps: int, warmup: int, repeats: int, seed: int = 0, data: str = "digits"
 ) -> tuple[float, float]:
     """Best samples/s over ``repeats`` timings of ``steps`` training steps, and the last loss."""
     hp = dict(getattr(model, "default_hparams", {}))
@@ -61,13 +65,20 @@ def measure(
     clip = hp.get("clip_grad_norm")
     g = torch.Generator().manual_seed(seed)
     n_classes = SIZES[-1]
-    batches = [
-        (
-            torch.rand(batch_size, 1, 28, 28, generator=g),
-            torch.randint(0, n_classes, (batch_size,), generator=g),
-        )
-        for _ in range(4)
-    ]
+    if data == "digits":
+        from esl_train.data import load_data
+
+        train = load_data("mnist-embedded").train
+        batches = [(train.x[i:i + batch_size], train.y[i:i + batch_size])
+                   for i in range(0, len(train.y) - batch_size + 1, batch_size)]
+    else:
+        batches = [
+            (
+                torch.rand(batch_size, 1, 28, 28, generator=g),
+                torch.randint(0, n_classes, (batch_size,), generator=g),
+            )
+            for _ in range(4)
+        ]
 
     def step(i: int) -> float:
         x, y = batches[i % len(batches)]
@@ -110,20 +121,26 @@ def _child(args: argparse.Namespace) -> int:
     """Time one model in this process; print one JSON line."""
     threads = args.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
+    if args.tensor_code:  # the single-spike layers without their compiled kernels
+        from esl_train.models import single_spike_cpu
+
+        single_spike_cpu.usable = lambda *tensors: False
     torch.manual_seed(0)
     name = args.models[0]
     model = build_model({"name": name, "sizes": list(SIZES)})
     bs = args.batch_size or int(getattr(model, "default_hparams", {}).get("batch_size", 100))
-    rate, loss = measure(model, bs, args.steps, args.warmup, args.repeats)
+    rate, loss = measure(model, bs, args.steps, args.warmup, args.repeats, data=args.data)
     print(json.dumps({"rate": rate, "loss": loss, "batch": bs, "threads": threads,
                       "policy": os.environ.get("OMP_WAIT_POLICY", "default")}))
     return 0
 
 
-def _run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def _run_child(name: str, args: argparse.Namespace, tensor_code: bool = False) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     cmd = [sys.executable, __file__, "--child", "--models", name, "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+           "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--data", args.data]
+    if tensor_code:
+        cmd.append("--tensor-code")
     if args.policy == "passive":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     if args.policy != "auto":
@@ -151,14 +168,25 @@ def main(argv: list[str] | None = None) -> int:
                    choices=("auto", "default", "passive", "forced"),
                    help="OpenMP wait policy of the timed processes: auto (as the commands choose), "
                         "default (libgomp's), passive")
+    p.add_argument("--data", choices=("digits", "random"), default="digits",
+                   help="the embedded MNIST training digits (default) or uniform random pixels")
+    p.add_argument("--tensor-code", action="store_true",
+                   help="also time the single-spike model on its tensor code (no compiled kernels)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return _child(args)
+    compare = args.tensor_code  # the children get it per row
+    args.tensor_code = False
 
     rows = []
     for name in args.models:
         runs = [("quiet", _run_child(name, args))]
+        if compare and name == "mlp-single-spike":
+            before = _run_child(name, args, tensor_code=True)
+            runs.append(("quiet, tensor code", before))
+            print(f"{name}: compiled kernels {runs[0][1]['rate'] / before['rate']:.2f}x the tensor code; "
+                  f"same loss: {runs[0][1]['loss'] == before['loss']}", file=sys.stderr)
         if args.neighbours:
             with neighbours(args.neighbours):
                 runs.append((f"+{args.neighbours} busy", _run_child(name, args)))
