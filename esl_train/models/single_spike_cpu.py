@@ -96,8 +96,8 @@ def level_backward_g(grad_z: torch.Tensor, z_levels: torch.Tensor, idx: torch.Te
     to the causal prefix, times 0 beyond it, ``coef = grad/(Σw − 1)`` where the neuron
     fires and the gradient is finite, else 0."""
     one, _ = _scalars(grad_z)
-    arrays = (_np(t) for t in (grad_z, z_levels, idx.squeeze(1), fired, z, w_sel))
-    return torch.from_numpy(_level_g(*arrays, one))
+    g, zl, i, f, zz, w = (_np(t) for t in (grad_z, z_levels, idx.squeeze(1), fired, z, w_sel))
+    return torch.from_numpy(_level_g(g, zl, i, f, zz, w, one))
 
 
 @njit(cache=True, nogil=True)
@@ -126,7 +126,7 @@ class SortedLayer(torch.autograd.Function):
     denominator ``Σw − 1`` and its ``Σ w·z``."""
 
     @staticmethod
-    def forward(ctx, z_in, weight):  # type: ignore[override]
+    def forward(ctx, z_in, weight):
         zs, perm = torch.sort(z_in, dim=1)
         one, inf = _scalars(z_in)
         z, idx, fired, den, acc = _sorted_forward(_np(zs), _np(perm), _np(weight), one, inf)
@@ -136,11 +136,11 @@ class SortedLayer(torch.autograd.Function):
         return torch.where(fired_t, z_t, torch.full_like(z_t, float("inf")))
 
     @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
+    def backward(ctx, grad_out):
         zs, perm, weight, idx, fired, den, acc = ctx.saved_tensors
         one, _ = _scalars(zs)
-        arrays = (_np(t) for t in (grad_out, zs, perm, weight, idx, fired, den, acc))
-        g_full, g_prod_w = _sorted_backward(*arrays, one)
+        g, zz, pp, w, i, f, d, a = (_np(t) for t in (grad_out, zs, perm, weight, idx, fired, den, acc))
+        g_full, g_prod_w = _sorted_backward(g, zz, pp, w, i, f, d, a, one)
         grad_z = grad_w = None
         if ctx.needs_input_grad[0]:  # Σ over the outputs, the finite mask, the sort's scatter
             g_zs0 = torch.from_numpy(g_prod_w).sum(-1)
