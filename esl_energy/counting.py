@@ -80,6 +80,7 @@ from esl_export.graph import (
     Readout,
     SingleSpikeIF,
 )
+from esl_train.models.conv import pool2_spikes
 
 MODES = ("connections", "dense", "measured", "memory")  # memory: esl_energy.memory
 DirectInput = Literal["per-step", "once"]
@@ -349,22 +350,23 @@ class MeasuredOps:
         cache: dict[str, torch.Tensor] = {}
         batch = None
         for name, (src, _, fan, _, _, once) in self._layers.items():
-            x = self._value(graph_pred(self.graph, name), activity, cache)
-            B = x.shape[1]
+            nz = self._nonzero(graph_pred(self.graph, name), activity, cache)
+            B = nz.shape[1]
             if batch is None:
                 batch = B
             elif batch != B:
                 raise EnergyError(f"activity of {src} has batch {B}, expected {batch}")
             if once:
-                x = x[:1]
-            nz = (x.reshape(x.shape[0], B, -1) != 0)
+                nz = nz[:1]
+            nz = nz.reshape(nz.shape[0], B, -1)
             if nz.shape[-1] != fan.numel():
                 raise EnergyError(f"activity feeding {name} has {nz.shape[-1]} values per step, "
                                   f"the layer takes {fan.numel()}")
-            # per-sample counts over time in small integers: summing bools as float64 is slow
-            per = nz.view(torch.uint8).sum(0, dtype=torch.int16 if nz.shape[0] < 32768 else torch.int32)
-            counts = per.sum(0, dtype=torch.int64).double()
-            anyt = torch.count_nonzero(per, dim=0).double()  # inputs ≠ 0 at some step, per input
+            # per sample and input, the steps it is active: a sum over time of 0/1 values,
+            # exact in float32 below 2^24 steps (T is validated far below)
+            per = nz.sum(0, dtype=torch.float32)
+            counts = per.sum(0, dtype=torch.float64)
+            anyt = per.clamp(max=1.0).sum(0, dtype=torch.float64)  # inputs ≠ 0 at some step
             self._ops[name] += float(counts @ fan)
             self._active[name] += float(counts.sum())
             self._seen[name] += float(nz.numel())
@@ -372,6 +374,29 @@ class MeasuredOps:
             self._any_ops[name] += float(anyt @ fan)
         self.samples += int(batch or 0)
         return self.compute()
+
+    def _nonzero(self, name: str, activity: Activity, cache: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[T, B, *shape] 0/1 where node ``name``'s output is ≠ 0. Binary spikes are their own
+        indicator; a 2×2 average pool of spikes is ≠ 0 where its window holds a spike, so
+        its indicator is the window's spike count clipped at 1 (no pooled values needed);
+        anything else is compared with 0."""
+        node = self.graph.nodes[name]
+        if is_spiking(self.graph, name):
+            x = self._value(name, activity, cache)
+            return x if x.is_floating_point() else x.to(torch.float32)
+        if isinstance(node, Flatten):
+            x = self._nonzero(self.graph.predecessors(name)[0], activity, cache)
+            return x.reshape(*x.shape[:2], *node.output_shape)
+        pred = self.graph.predecessors(name)
+        if isinstance(node, AvgPool2d) and node.kernel == 2 and is_spiking(self.graph, pred[0]):
+            x = self._value(pred[0], activity, cache)
+            T, B = x.shape[:2]
+            x = x.reshape(T * B, *node.input_shape)
+            if not x.is_floating_point():
+                x = x.to(torch.float32)
+            return (pool2_spikes(x) * 4.0).clamp_(max=1.0).reshape(T, B, *node.output_shape)
+        x = self._value(name, activity, cache)
+        return x != 0
 
     def _value(self, name: str, activity: Activity, cache: dict[str, torch.Tensor]) -> torch.Tensor:
         """Output [T, B, *shape] of a node: recorded, or computed from its inputs

@@ -314,3 +314,14 @@ def test_conv_layer_spikes_are_recorded_in_forward_order():
     rec = vgg.layer_spikes(frames)
     assert torch.equal(rec["input"], frames.transpose(0, 1))
     assert list(rec)[1:-1] == [f"features.{i}.lif" for i in (0, 1, 3, 4, 6, 7, 9, 10)]
+
+
+def test_the_vggsnn_spike_pool_is_avg_pool2d_bit_for_bit_on_spikes() -> None:
+    from esl_train.models.conv import SpikePool2d, pool2_spikes
+    g = torch.Generator().manual_seed(0)
+    for shape in [(3, 5, 7, 9), (2, 4, 28, 28), (1, 1, 3, 3), (6, 2, 16, 17)]:
+        x = (torch.rand(shape, generator=g) < 0.4).float()
+        for t in (x, x.double(), x.to(torch.bfloat16)):
+            assert torch.equal(pool2_spikes(t), F.avg_pool2d(t, 2)), (shape, t.dtype)
+    m = build_model({"name": "vggsnn", "in_shape": [1, 16, 16], "width": 1 / 16, "T": 2})
+    assert sum(isinstance(layer, SpikePool2d) for layer in m.features) == 4

@@ -130,6 +130,26 @@ class _ConvNet(LIFNet):
         return _scaled(c, self.arch["width"])
 
 
+def pool2_spikes(x: torch.Tensor) -> torch.Tensor:
+    """``F.avg_pool2d(x, 2)`` of spikes ``[N, C, H, W]`` (0/1 values), 3-4x faster: the sum of
+    the four strided quarters times 1/4. For 0/1 inputs every partial sum is a small
+    integer and the quarter exact, so the result is the same bit for bit; other inputs
+    would round in a different order, so it is only used where spikes are pooled."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    return (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]) * 0.25
+
+
+class SpikePool2d(nn.AvgPool2d):
+    """VGGSNN's 2×2 average pool, which always reads a LIF layer's spikes (``pool2_spikes``)."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pool2_spikes(x)
+
+
 class ConvBNLIF(nn.Module):
     """3×3 conv (no bias) → BatchNorm2d → LIF, on ``[T, B, C, H, W]``."""
 
@@ -171,7 +191,7 @@ class VGGSNN(_ConvNet):
         layers: list[nn.Module] = []
         for spec in VGG_LAYERS:
             if spec == "A":
-                layers.append(nn.AvgPool2d(2))
+                layers.append(SpikePool2d())
                 h, w = h // 2, w // 2
             else:
                 c_out = self._channels(int(spec))
