@@ -22,6 +22,10 @@ esl-export path and streams the same digits with the same input draw:
 - sparse-stock: hidden stage as Lava Sparse with Lava's own floating_pt model
 - sparse-fast:  hidden stage as Lava Sparse with esl_export.lava.procs.sparse's model
 
+- sparse-idle:  (``--bound``) the fast model with the product left out (it sends zeros):
+                not a result, the ceiling of any Sparse model in this network, since
+                Lava's per-step cost of the other processes stays
+
 Steps per second count simulator steps over the time inside Lava's run calls
 (compilation excluded); variants run in turn, ``--repeats`` times, and the median
 (and the best run) is reported, since other jobs share the CPU. The readout sums of
@@ -37,6 +41,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +71,29 @@ def build(seed: int = 0, encoding: str = "rate") -> tuple[torch.nn.Module, dict[
     return model.eval(), {"fc.0.weight": mask}
 
 
+@contextmanager
+def idle_sparse(on: bool) -> Iterator[None]:
+    """While ``on``: the fast Sparse model receives and sends as usual but computes nothing
+    (Lava forks its processes, so they inherit the patch)."""
+    from esl_export.lava.procs.sparse import PySparseFastModelFloat
+
+    if not on:
+        yield
+        return
+    real = PySparseFastModelFloat.run_spk
+
+    def run_spk(self: PySparseFastModelFloat) -> None:
+        self.a_out.send(self.a_buff)
+        self.s_in.recv()
+        self.a_buff = np.zeros(self.a_out.shape[0])
+
+    PySparseFastModelFloat.run_spk = run_spk  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PySparseFastModelFloat.run_spk = real  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=200)
@@ -72,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1, help="untimed runs of every variant first")
     p.add_argument("--model", default=None, help="a trained 784-800-10 mlp-lif model.pt (default: build one)")
     p.add_argument("--encoding", default="rate", choices=("rate", "direct"), help="of the built network")
+    p.add_argument("--bound", action="store_true",
+                   help="also time a Sparse model that does no work (the ceiling of any Sparse model)")
     args = p.parse_args(argv)
 
     x = load_data("mnist-embedded").test.x[: args.samples].numpy()
@@ -103,15 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     variants = {"dense": {"connections": "dense", "sparse_model": "fast"},
                 "sparse-stock": {"connections": "auto", "sparse_model": "stock"},
                 "sparse-fast": {"connections": "auto", "sparse_model": "fast"}}
+    if args.bound:
+        variants["sparse-idle"] = {"connections": "auto", "sparse_model": "fast"}
     rates: dict[str, list[float]] = {k: [] for k in variants}
     sums: dict[str, np.ndarray] = {}
     steps = 0
-    for kw in variants.values():
+    for name, kw in variants.items():
         for _ in range(args.warmup):
-            simulate(art, x, input_seq=seq, chunk_samples=args.samples, **kw)
+            with idle_sparse(name == "sparse-idle"):
+                simulate(art, x, input_seq=seq, chunk_samples=args.samples, **kw)
     for r in range(args.repeats):
         for name, kw in variants.items():
-            out = simulate(art, x, input_seq=seq, chunk_samples=args.samples, **kw)
+            with idle_sparse(name == "sparse-idle"):
+                out = simulate(art, x, input_seq=seq, chunk_samples=args.samples, **kw)
             rates[name].append(out.steps_per_s)
             sums[name] = out.sums if out.sums is not None else np.zeros(0)
             steps = out.steps
@@ -161,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  sparse-fast / dense         {med['sparse-fast'] / med['dense']:.2f}")
     print(f"  sparse-stock / dense        {med['sparse-stock'] / med['dense']:.2f}")
     print(f"  sparse-fast / sparse-stock  {med['sparse-fast'] / med['sparse-stock']:.2f}")
+    if "sparse-idle" in med:
+        ceiling = med["sparse-idle"] / med["sparse-stock"]
+        print(f"  sparse-idle / sparse-stock  {ceiling:.2f}   (the ceiling: a Sparse model doing nothing)")
     print(f"  sparse-fast / PyTorch b1    {med['sparse-fast'] / torch_single:.3f}")
     print(f"  dense / PyTorch b1          {med['dense'] / torch_single:.3f}")
     print(f"same output: sparse-stock == sparse-fast bit for bit; dense differs by at most {dense_diff:.1e}; "
