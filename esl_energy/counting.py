@@ -67,6 +67,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 
 from esl_export.graph import (
     LIF,
@@ -350,53 +351,43 @@ class MeasuredOps:
         cache: dict[str, torch.Tensor] = {}
         batch = None
         for name, (src, _, fan, _, _, once) in self._layers.items():
-            nz = self._nonzero(graph_pred(self.graph, name), activity, cache)
-            B = nz.shape[1]
+            pooled, x = self._nonzero(graph_pred(self.graph, name), activity, cache)
+            B = x.shape[1]
             if batch is None:
                 batch = B
             elif batch != B:
                 raise EnergyError(f"activity of {src} has batch {B}, expected {batch}")
             if once:
-                nz = nz[:1]
-            nz = nz.reshape(nz.shape[0], B, -1)
-            if nz.shape[-1] != fan.numel():
-                raise EnergyError(f"activity feeding {name} has {nz.shape[-1]} values per step, "
+                x = x[:1]
+            n = x.shape[2] * (x.shape[3] // 2) * (x.shape[4] // 2) if pooled else x[0, 0].numel()
+            if n != fan.numel():
+                raise EnergyError(f"activity feeding {name} has {n} values per step, "
                                   f"the layer takes {fan.numel()}")
-            # per sample and input, the steps it is active: a sum over time of 0/1 values,
-            # exact in float32 below 2^24 steps (T is validated far below)
-            per = nz.sum(0, dtype=torch.float32)
-            counts = per.sum(0, dtype=torch.float64)
-            anyt = per.clamp(max=1.0).sum(0, dtype=torch.float64)  # inputs ≠ 0 at some step
+            counts, anyt = _tally(x, pooled)
             self._ops[name] += float(counts @ fan)
             self._active[name] += float(counts.sum())
-            self._seen[name] += float(nz.numel())
+            self._seen[name] += float(x.shape[0] * B * n)
             self._any[name] += float(anyt.sum())
             self._any_ops[name] += float(anyt @ fan)
         self.samples += int(batch or 0)
         return self.compute()
 
-    def _nonzero(self, name: str, activity: Activity, cache: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[T, B, *shape] 0/1 where node ``name``'s output is ≠ 0. Binary spikes are their own
-        indicator; a 2×2 average pool of spikes is ≠ 0 where its window holds a spike, so
-        its indicator is the window's spike count clipped at 1 (no pooled values needed);
-        anything else is compared with 0."""
+    def _nonzero(self, name: str, activity: Activity,
+                 cache: dict[str, torch.Tensor]) -> tuple[bool, torch.Tensor]:
+        """Where node ``name``'s output [T, B, *shape] is ≠ 0: ``(False, 0/1 indicators)``, or
+        ``(True, spikes)`` for a 2×2 average pool of spikes, which is ≠ 0 where its window
+        holds a spike (``_tally`` reads the windows; no pooled values are needed). Binary
+        spikes are their own indicator; anything else is compared with 0."""
         node = self.graph.nodes[name]
         if is_spiking(self.graph, name):
             x = self._value(name, activity, cache)
-            return x if x.is_floating_point() else x.to(torch.float32)
-        if isinstance(node, Flatten):
-            x = self._nonzero(self.graph.predecessors(name)[0], activity, cache)
-            return x.reshape(*x.shape[:2], *node.output_shape)
+            return False, x if x.is_floating_point() else x.to(torch.float32)
         pred = self.graph.predecessors(name)
         if isinstance(node, AvgPool2d) and node.kernel == 2 and is_spiking(self.graph, pred[0]):
             x = self._value(pred[0], activity, cache)
-            T, B = x.shape[:2]
-            x = x.reshape(T * B, *node.input_shape)
-            if not x.is_floating_point():
-                x = x.to(torch.float32)
-            return (pool2_spikes(x) * 4.0).clamp_(max=1.0).reshape(T, B, *node.output_shape)
-        x = self._value(name, activity, cache)
-        return x != 0
+            x = x.reshape(*x.shape[:2], *node.input_shape)
+            return True, x if x.is_floating_point() else x.to(torch.float32)
+        return False, self._value(name, activity, cache) != 0
 
     def _value(self, name: str, activity: Activity, cache: dict[str, torch.Tensor]) -> torch.Tensor:
         """Output [T, B, *shape] of a node: recorded, or computed from its inputs
@@ -434,6 +425,68 @@ class MeasuredOps:
         )
         return OpCount(self.mode, layers, self._updates, self.T, samples=self.samples,
                        direct_input=self.direct_input)
+
+
+def _tally(x: torch.Tensor, pooled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per input, from 0/1 indicators ``x`` [T, B, ...] (``pooled``: spikes [T, B, C, H, W]
+    whose 2×2 windows are the inputs, active where they hold a spike): the active steps
+    summed over the samples, and the samples in which it is active at some step (float64,
+    exact). One compiled pass for float tensors on the CPU, tensor operations otherwise."""
+    T, B = x.shape[:2]
+    if x.device.type == "cpu" and x.is_floating_point() and x.dtype in (torch.float32, torch.float64):
+        if pooled:
+            counts, anyt = _tally_pool2_kernel(x.contiguous().numpy())
+        else:
+            counts, anyt = _tally_kernel(x.reshape(T, B, -1).contiguous().numpy())
+        return torch.from_numpy(counts), torch.from_numpy(anyt)
+    if pooled:
+        x = (pool2_spikes(x.flatten(0, 1).float()) * 4.0).clamp_(max=1.0).reshape(T, B, -1)
+    # a sum over time of 0/1 values is exact in float32 below 2^24 steps
+    per = x.reshape(T, B, -1).sum(0, dtype=torch.float32)
+    return per.sum(0, dtype=torch.float64), per.clamp(max=1.0).sum(0, dtype=torch.float64)
+
+
+@njit(cache=True, nogil=True)
+def _tally_kernel(x):  # type: ignore[no-untyped-def]
+    T, B, N = x.shape
+    counts = np.zeros(N)
+    anyt = np.zeros(N)
+    per = np.empty(N, x.dtype)
+    one = np.float32(1.0)
+    for b in range(B):
+        per[:] = x[0, b]
+        for t in range(1, T):
+            row = x[t, b]
+            for n in range(N):
+                per[n] += row[n]
+        for n in range(N):  # branch-free (min, not if): it vectorises
+            counts[n] += per[n]
+            anyt[n] += min(per[n], one)
+    return counts, anyt
+
+
+@njit(cache=True, nogil=True)
+def _tally_pool2_kernel(x):  # type: ignore[no-untyped-def]
+    T, B, C, H, W = x.shape
+    h, w = H // 2, W // 2
+    N = C * h * w
+    counts = np.zeros(N)
+    anyt = np.zeros(N)
+    per = np.empty(N, x.dtype)
+    one = np.float32(1.0)
+    for b in range(B):
+        per[:] = 0.0
+        for t in range(T):
+            for c in range(C):
+                for i in range(h):
+                    r0, r1 = x[t, b, c, 2 * i], x[t, b, c, 2 * i + 1]
+                    row = per[(c * h + i) * w:(c * h + i + 1) * w]  # a view: indices from 0 vectorise
+                    for j in range(w):  # a window holds a spike: its sum of 0/1 values, clipped at 1
+                        row[j] += min(r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1], one)
+        for n in range(N):
+            counts[n] += per[n]
+            anyt[n] += min(per[n], one)
+    return counts, anyt
 
 
 def graph_pred(graph: Graph, name: str) -> str:
