@@ -190,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.neighbours:
             with neighbours(args.neighbours):
                 runs.append((f"+{args.neighbours} busy", _run_child(name, args)))
-            print(f"{name}: {runs[0][1]['rate'] / runs[-1][1]['rate']:.2f}x slower beside {args.neighbours} "
-                  f"busy process(es); same loss: {runs[0][1]['loss'] == runs[-1][1]['loss']}", file=sys.stderr)
+            quiet, busy = runs[0][1], runs[-1][1]
+            print(f"{name}: {quiet['rate'] / busy['rate']:.2f}x slower beside {args.neighbours} "
+                  f"busy process(es); same loss: {quiet['loss'] == busy['loss']}", file=sys.stderr)
         for where, r in runs:
             rows.append((name, where, r["policy"], r["batch"], r["threads"], r["rate"],
                          1000.0 * r["batch"] / r["rate"], r["loss"]))
