@@ -67,7 +67,6 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from numba import njit
 
 from esl_export.graph import (
     LIF,
@@ -81,6 +80,7 @@ from esl_export.graph import (
     Readout,
     SingleSpikeIF,
 )
+from esl_train.jit import compiled
 from esl_train.models.conv import pool2_spikes
 
 MODES = ("connections", "dense", "measured", "memory")  # memory: esl_energy.memory
@@ -446,7 +446,7 @@ def _tally(x: torch.Tensor, pooled: bool = False) -> tuple[torch.Tensor, torch.T
     return per.sum(0, dtype=torch.float64), per.clamp(max=1.0).sum(0, dtype=torch.float64)
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _tally_kernel(x):  # type: ignore[no-untyped-def]
     T, B, N = x.shape
     counts = np.zeros(N)
@@ -465,7 +465,7 @@ def _tally_kernel(x):  # type: ignore[no-untyped-def]
     return counts, anyt
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _tally_pool2_kernel(x):  # type: ignore[no-untyped-def]
     T, B, C, H, W = x.shape
     h, w = H // 2, W // 2

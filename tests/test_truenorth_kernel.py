@@ -140,3 +140,18 @@ def test_what_the_engine_skips_really_never_changes() -> None:
             v1 = max(v0 + (int(np.sign(v0)) * leak if rev else leak), floor)
             assert v1 == v0 and v1 < thr, (v0, thr, leak, rev, floor)
     assert settled > 1000 and frozen > 100  # both claims are made often enough to be tested
+
+
+def test_the_kernels_compile_where_numba_can_write_no_cache() -> None:
+    """A read-only install with no writable home: numba refuses ``cache=True`` at import;
+    the kernels then compile in the process and give the same numbers."""
+    import subprocess
+    import sys
+
+    code = ("import numba.core.caching as c; c.CacheImpl._locator_classes = []; "
+            "import numpy as np; from esl_energy.counting import _tally_kernel; "
+            "import esl_export.truenorth.kernel, esl_train.models.single_spike_cpu; "
+            "print(_tally_kernel(np.ones((2, 3, 4), np.float32))[0].sum())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "24.0"

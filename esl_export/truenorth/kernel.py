@@ -28,8 +28,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 from scipy import sparse
+
+from esl_train.jit import compiled
 
 
 class Tables(NamedTuple):
@@ -172,7 +173,7 @@ def run(raster: np.ndarray, t: Tables, record: bool) -> tuple[np.ndarray, ...]:
     return _run(raster, t, record)
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _run(raster, t, record):
     inb_ptr, inb_lo, inb_len, inb_off, inb_w = t.inb_ptr, t.inb_lo, t.inb_len, t.inb_off, t.inb_w
     in_ptr, in_idx, in_w, ins_ptr, ins_idx, ins_n = t.in_ptr, t.in_idx, t.in_w, t.ins_ptr, t.ins_idx, t.ins_n
@@ -358,7 +359,7 @@ def _run(raster, t, record):
     return counts, first, sops, rec
 
 
-@njit(cache=True)
+@compiled
 def _settled(v, threshold, leak, reversal, floor):
     """Without input, V never reaches the threshold again: with a leak that does not push
     it up and a floor <= 0, V stays <= max(V, 0), and with leak reversal (a decay toward
@@ -371,14 +372,14 @@ def _settled(v, threshold, leak, reversal, floor):
     return bound < threshold
 
 
-@njit(cache=True)
+@compiled
 def _frozen(v, threshold, leak, reversal, floor):
     """Without input, a tick leaves V as it is and does not spike: no leak acts (none, or
     leak reversal at V = 0), the floor is below V and the threshold above it."""
     return (leak == 0 or (reversal and v == 0)) and floor <= v < threshold
 
 
-@njit(cache=True)
+@compiled
 def _still(V, threshold, leak, reversal, floor, act, listed):
     """List in ``act`` (and flag in ``listed``) the groups that a tick without input may
     change; return how many."""

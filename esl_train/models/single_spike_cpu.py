@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numba import njit
+
+from esl_train.jit import compiled
 
 
 def usable(*tensors: torch.Tensor) -> bool:
@@ -58,7 +59,7 @@ def level_forward(Wl: torch.Tensor, z_levels: torch.Tensor) -> tuple[torch.Tenso
     return out, torch.from_numpy(idx).unsqueeze(1), fired_t, z_t, w_t
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _level_forward(Wl, zl, one, inf):
     B, L, n_out = Wl.shape
     z = np.empty((B, n_out), Wl.dtype)
@@ -100,7 +101,7 @@ def level_backward_g(grad_z: torch.Tensor, z_levels: torch.Tensor, idx: torch.Te
     return torch.from_numpy(_level_g(g, zl, i, f, zz, w, one))
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _level_g(g, zl, idx, fired, z, w_sel, one):
     B, n_out = g.shape
     L = zl.shape[0]
@@ -151,7 +152,7 @@ class SortedLayer(torch.autograd.Function):
         return grad_z, grad_w
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _sorted_forward(zs, perm, W, one, inf):
     B, K = zs.shape
     n_out = W.shape[0]
@@ -189,7 +190,7 @@ def _sorted_forward(zs, perm, W, one, inf):
     return z, idx, fired, den, acc
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def _sorted_backward(g_out, zs, perm, W, idx, fired, den, acc, one):
     """Autograd's backward of the tensor code, term by term: the output's gradient reaches
     the causal prefix's ``c = Σwz / d`` only; through the two prefix sums it becomes, on
