@@ -176,13 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.child:
         return _child(args)
-    compare = args.tensor_code  # the children get it per row
-    args.tensor_code = False
 
     rows = []
     for name in args.models:
         runs = [("quiet", _run_child(name, args))]
-        if compare and name == "mlp-single-spike":
+        if args.tensor_code and name == "mlp-single-spike":
             before = _run_child(name, args, tensor_code=True)
             runs.append(("quiet, tensor code", before))
             print(f"{name}: compiled kernels {runs[0][1]['rate'] / before['rate']:.2f}x the tensor code; "

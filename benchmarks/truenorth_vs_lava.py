@@ -71,10 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = raster(ir, seq)
 
     def stream(engine: str, batch: int) -> SimResult:
-        parts = [sim.run(lines[:, i:i + batch], engine=engine) for i in range(0, args.samples, batch)]
-        return SimResult(np.concatenate([q.counts for q in parts]), np.concatenate([q.first for q in parts]),
-                         np.sum([q.sops for q in parts], axis=0), parts[0].ticks, args.samples,
-                         sum(q.seconds for q in parts), None)
+        return SimResult.join([sim.run(lines[:, i:i + batch], engine=engine)
+                               for i in range(0, args.samples, batch)])
 
     variants = {(e, b): [] for e in ("fast", "reference") for b in (1, 100)}
     results: dict[tuple[str, int], SimResult] = {}

@@ -379,15 +379,14 @@ class MeasuredOps:
         holds a spike (``_tally`` reads the windows; no pooled values are needed). Binary
         spikes are their own indicator; anything else is compared with 0."""
         node = self.graph.nodes[name]
-        if is_spiking(self.graph, name):
-            x = self._value(name, activity, cache)
-            return False, x if x.is_floating_point() else x.to(torch.float32)
         pred = self.graph.predecessors(name)
-        if isinstance(node, AvgPool2d) and node.kernel == 2 and is_spiking(self.graph, pred[0]):
-            x = self._value(pred[0], activity, cache)
-            x = x.reshape(*x.shape[:2], *node.input_shape)
-            return True, x if x.is_floating_point() else x.to(torch.float32)
-        return False, self._value(name, activity, cache) != 0
+        pooled = isinstance(node, AvgPool2d) and node.kernel == 2 and is_spiking(self.graph, pred[0])
+        if not (pooled or is_spiking(self.graph, name)):
+            return False, self._value(name, activity, cache) != 0
+        x = self._value(pred[0] if pooled else name, activity, cache)
+        if pooled:
+            x = x.reshape(*x.shape[:2], *node.input_shape)  # type: ignore[union-attr]
+        return pooled, x if x.is_floating_point() else x.to(torch.float32)
 
     def _value(self, name: str, activity: Activity, cache: dict[str, torch.Tensor]) -> torch.Tensor:
         """Output [T, B, *shape] of a node: recorded, or computed from its inputs
@@ -433,7 +432,7 @@ def _tally(x: torch.Tensor, pooled: bool = False) -> tuple[torch.Tensor, torch.T
     summed over the samples, and the samples in which it is active at some step (float64,
     exact). One compiled pass for float tensors on the CPU, tensor operations otherwise."""
     T, B = x.shape[:2]
-    if x.device.type == "cpu" and x.is_floating_point() and x.dtype in (torch.float32, torch.float64):
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
         if pooled:
             counts, anyt = _tally_pool2_kernel(x.contiguous().numpy())
         else:

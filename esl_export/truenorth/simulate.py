@@ -54,6 +54,15 @@ class SimResult:
         """Simulated network ticks per wall second (a batch of B samples is B network ticks)."""
         return self.ticks * self.samples / self.seconds if self.seconds > 0 else float("nan")
 
+    @classmethod
+    def join(cls, parts: list[SimResult]) -> SimResult:
+        """One result from the results of consecutive batches of samples."""
+        spikes = [p.spikes for p in parts if p.spikes is not None]
+        return cls(np.concatenate([p.counts for p in parts]), np.concatenate([p.first for p in parts]),
+                   np.sum([p.sops for p in parts], axis=0), parts[0].ticks, sum(p.samples for p in parts),
+                   sum(p.seconds for p in parts),
+                   np.concatenate(spikes, axis=2) if len(spikes) == len(parts) else None)
+
     def predictions(self, rule: str = "counts") -> np.ndarray:
         """Class per sample: ``counts``: argmax of the output spike counts (first index on
         ties); ``first-spike``: the output that spiked at the earliest tick (lowest index on
@@ -165,7 +174,8 @@ class Simulator:
         return SimResult(counts, first, sops, ticks, B, seconds, rec)
 
     def _expand(self, groups: np.ndarray) -> np.ndarray:
-        """Every neuron's spikes [ticks, C, B, N] from its group's [ticks, B, U]."""
+        """Every neuron's spikes [ticks, C, B, N] from its group's [ticks, B, U] (never for
+        the silent ones)."""
         C, _, N = self.shape
         ticks, B, _ = groups.shape
         full = np.zeros((ticks, B, C * N), bool)
@@ -177,13 +187,13 @@ class Simulator:
         """One tick at a time over every group, in numpy (the semantics, spelled out)."""
         ir = self.ir
         ticks, B, _ = raster.shape
-        C, _, N = self.shape
+        C = self.shape[0]
         hist = np.zeros((self.depth, B, len(self.unique)), bool)  # the groups' spikes, last ticks
         V = np.zeros((B, len(self.unique)), np.float64)
         counts = np.zeros((B, ir.n_outputs), np.int64)
         first = np.full((B, ir.n_outputs), -1, np.int64)
         sops = np.zeros(C, np.float64)
-        rec = np.zeros((ticks, C, B, N), bool) if record else None
+        rec = np.zeros((ticks, B, len(self.unique)), bool) if record else None
         t0 = time.perf_counter()
         for t in range(ticks):
             arriving = [(raster[t], self.from_input, self.sop_input)]
@@ -210,12 +220,11 @@ class Simulator:
                     b, o = np.nonzero(out)
                     cur = first[b, self.out_index[o]]
                     first[b[cur < 0], self.out_index[o][cur < 0]] = t
-            if rec is not None:  # every neuron: its group's spikes, never for the silent ones
-                full = np.zeros((B, C * N), bool)
-                members = self.group >= 0
-                full[:, members] = s[:, self.group[members]]
-                rec[t] = full.reshape(B, C, N).transpose(1, 0, 2)
-        return SimResult(counts, first, sops, ticks, B, time.perf_counter() - t0, rec)
+            if rec is not None:
+                rec[t] = s
+        seconds = time.perf_counter() - t0
+        spikes = self._expand(rec) if rec is not None else None
+        return SimResult(counts, first, sops, ticks, B, seconds, spikes)
 
 
 def raster(ir: CoreIR, seq: np.ndarray) -> np.ndarray:
@@ -248,7 +257,4 @@ def simulate(ir: CoreIR, seq: np.ndarray, batch: int = 100, record: bool = False
     parts = [sim.run(seq[:, i:i + batch] if host else raster(ir, seq[:, i:i + batch]),
                      record=record, engine=engine)
              for i in range(0, n, batch)]
-    return SimResult(np.concatenate([p.counts for p in parts]), np.concatenate([p.first for p in parts]),
-                     np.sum([p.sops for p in parts], axis=0),
-                     parts[0].ticks, n, sum(p.seconds for p in parts),
-                     np.concatenate([p.spikes for p in parts], axis=2) if record else None)
+    return SimResult.join(parts)
