@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from esl_train.losses import TET_LAMBDA, TET_PHI
+from esl_train.models import lif_cpu
 from esl_train.models.lif import LIF, LIFNet, as_float, as_int, check_neuron_keys, complete_arch
 
 #: training recipe for the conv nets: Adam, lr 0.001, batch 64 (ESL-SNNs); cosine
@@ -134,7 +135,11 @@ def pool2_spikes(x: torch.Tensor) -> torch.Tensor:
     """``F.avg_pool2d(x, 2)`` of spikes ``[N, C, H, W]`` (0/1 values), 3-4x faster: the sum of
     the four strided quarters times 1/4. For 0/1 inputs every partial sum is a small
     integer and the quarter exact, so the result is the same bit for bit; other inputs
-    would round in a different order, so it is only used where spikes are pooled."""
+    would round in a different order, so it is only used where spikes are pooled. On the
+    CPU (no gradient) one compiled pass (``lif_cpu.pool2``), 3x faster again."""
+    pooled = lif_cpu.pool2(x)
+    if pooled is not None:
+        return pooled
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
     x = x[..., :h, :w]
     return (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]) * 0.25

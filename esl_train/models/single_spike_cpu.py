@@ -79,12 +79,14 @@ def _level_forward(Wl, zl, one, inf):
                 r[0] = wc
                 r[1] = ac
                 Wc, Ac = r[0], r[1]
-                above = Wc > one[0]
-                c = Ac / (Wc - one[0] if above else one[0])
-                hi = zl[k + 1] if k + 1 < L else inf[0]
-                if above and c >= zl[k] and c <= hi:
-                    fired[b, o] = True
-                    break
+                if Wc > one[0]:  # the candidate only where it can be causal (a division each)
+                    c = Ac / (Wc - one[0])
+                    hi = zl[k + 1] if k + 1 < L else inf[0]
+                    if c >= zl[k] and c <= hi:
+                        fired[b, o] = True
+                        break
+                elif k == L - 1:
+                    c = Ac / one[0]
             z[b, o] = c  # none causal: the last prefix's, as the tensor code's gather has it
             w_sel[b, o] = Wc
             idx[b, o] = k
@@ -176,13 +178,16 @@ def _sorted_forward(zs, perm, W, one, inf):
                 r[0] = wc
                 r[1] = ac
                 Wc, Ac = r[0], r[1]
-                above = Wc > one[0]
-                d = Wc - one[0] if above else one[0]
-                c = Ac / d
-                hi = zs[b, k + 1] if k + 1 < K else inf[0]
-                if above and c >= zs[b, k] and c <= hi:
-                    fired[b, o] = True
-                    break
+                if Wc > one[0]:  # as above
+                    d = Wc - one[0]
+                    c = Ac / d
+                    hi = zs[b, k + 1] if k + 1 < K else inf[0]
+                    if c >= zs[b, k] and c <= hi:
+                        fired[b, o] = True
+                        break
+                elif k == K - 1:
+                    d = one[0]
+                    c = Ac / d
             z[b, o] = c
             idx[b, o] = k
             den[b, o] = d
