@@ -10,10 +10,8 @@ import; then the kernels compile once per process instead.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import torch
 from numba import njit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,28 +23,3 @@ def compiled(fn: F) -> F:
         return njit(cache=True, nogil=True)(fn)  # type: ignore[return-value]
     except RuntimeError:  # "cannot cache function ...: no locator available"
         return njit(nogil=True)(fn)  # type: ignore[return-value]
-
-
-#: worker threads for the second and later shares of ``split_run`` (the kernels release the GIL)
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
-
-
-def split_run(run: Callable[[int, int], object], n: int) -> None:
-    """``run(lo, hi)`` over ``0..n`` in ``torch.get_num_threads()`` contiguous shares, the
-    first in this thread. For kernels that fill disjoint parts of their outputs: each entry
-    is computed by one share the same way whatever the split, so the bits do not depend on
-    the thread count."""
-    global _POOL, _POOL_SIZE
-    parts = max(1, min(torch.get_num_threads(), n))
-    if parts == 1:
-        run(0, n)
-        return
-    if _POOL is None or _POOL_SIZE < parts - 1:
-        _POOL = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="esl-kernel")
-        _POOL_SIZE = parts - 1
-    cuts = [round(j * n / parts) for j in range(parts + 1)]
-    futures = [_POOL.submit(run, cuts[j], cuts[j + 1]) for j in range(1, parts)]
-    run(cuts[0], cuts[1])
-    for f in futures:
-        f.result()

@@ -9,8 +9,8 @@ tensor code in ``lif.py`` and ``conv.py``, in one pass over memory instead of fo
   in any order.
 
 Both take CPU float32/float64 contiguous tensors and return ``None`` otherwise (the caller
-runs its tensor code). Neurons (rows of pixels) are split over ``torch.get_num_threads()``
-threads; each output is computed by one of them the same way whatever the split.
+runs its tensor code). They run in the calling thread: shared with a second Python thread
+they were slower here, next to torch's OpenMP workers that keep spinning after each op.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from esl_train.jit import compiled, split_run
+from esl_train.jit import compiled
 
 
 def _plain(t: torch.Tensor) -> bool:
@@ -56,7 +56,7 @@ def lif_infer(current: torch.Tensor, tau: float, v_th: float) -> torch.Tensor | 
     cur = current.detach().reshape(current.shape[0], -1).numpy()
     out = np.empty_like(cur)
     t_, v_ = np.array([tau], kind), np.array([v_th], kind)
-    split_run(lambda lo, hi: _lif(cur, t_, v_, lo, hi, out), cur.shape[1])
+    _lif(cur, t_, v_, 0, cur.shape[1], out)
     return torch.from_numpy(out).view(current.shape)
 
 
@@ -82,5 +82,5 @@ def pool2(x: torch.Tensor) -> torch.Tensor | None:
     planes = x.detach().reshape(-1, h, w).numpy()
     out = np.empty((planes.shape[0], h // 2, w // 2), planes.dtype)
     q = np.array([0.25], planes.dtype)
-    split_run(lambda lo, hi: _pool2(planes, q, lo, hi, out), planes.shape[0])
+    _pool2(planes, q, 0, planes.shape[0], out)
     return torch.from_numpy(out).view(*x.shape[:-2], h // 2, w // 2)
