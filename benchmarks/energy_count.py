@@ -5,7 +5,9 @@ spikes) of the same multi-spike LIF model on the same digits, with the same batc
 size, in one process, one after the other; the counts are checked to be equal and
 the wall-clock ratio is printed. Each side runs the model's forward itself (ours
 records the spikes, NeuroBench hooks the layers and re-runs each with binarised
-weights), so the times include inference.
+weights), so the times include inference. The forward is also timed on the tensor code
+that the compiled LIF and pool kernels (``esl_train/models/lif_cpu.py``) replace, and its
+outputs are checked to be identical.
 
 The model is the PyTorch module as it is (the mlp-lif computes its constant
 first-layer current once), so ours counts with ``direct_input="once"``; with

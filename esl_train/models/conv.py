@@ -136,7 +136,7 @@ def pool2_spikes(x: torch.Tensor) -> torch.Tensor:
     the four strided quarters times 1/4. For 0/1 inputs every partial sum is a small
     integer and the quarter exact, so the result is the same bit for bit; other inputs
     would round in a different order, so it is only used where spikes are pooled. On the
-    CPU (no gradient) one compiled pass (``lif_cpu.pool2``), 3x faster again."""
+    CPU (no gradient) one compiled pass (``lif_cpu.pool2``), about 3x faster again."""
     pooled = lif_cpu.pool2(x)
     if pooled is not None:
         return pooled

@@ -99,20 +99,18 @@ class LIF(nn.Module):
         """The same arithmetic in place, for inference: τ·u then + I (two roundings, as above),
         spikes compared straight into one preallocated tensor, the reset a multiply by the
         complement (u·0 = 0 exactly, u·1 = u); bit-identical, 2-3x faster on small batches.
-        On the CPU one compiled pass does the same arithmetic (``lif_cpu``), 3x faster again."""
+        On the CPU one compiled pass does the same arithmetic (``lif_cpu``), about 3x faster on
+        VGGSNN-sized layers."""
         out = lif_cpu.lif_infer(current, self.tau, self.v_th)
-        if out is not None:
-            if self.record:
-                self.recorded = out
-            return out
-        u = torch.zeros_like(current[0])
-        out = torch.empty_like(current)
-        keep = torch.empty_like(u)
-        for t in range(current.shape[0]):
-            u.mul_(self.tau).add_(current[t])
-            torch.gt(u, self.v_th, out=out[t])
-            torch.le(u, self.v_th, out=keep)
-            u.mul_(keep)
+        if out is None:
+            u = torch.zeros_like(current[0])
+            out = torch.empty_like(current)
+            keep = torch.empty_like(u)
+            for t in range(current.shape[0]):
+                u.mul_(self.tau).add_(current[t])
+                torch.gt(u, self.v_th, out=out[t])
+                torch.le(u, self.v_th, out=keep)
+                u.mul_(keep)
         if self.record:
             self.recorded = out
         return out

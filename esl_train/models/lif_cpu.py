@@ -4,7 +4,7 @@ tensor code in ``lif.py`` and ``conv.py``, in one pass over memory instead of fo
 - ``lif_infer``: ``LIF._infer``'s per-step ``u = u·τ`` (rounded), ``u = u + I`` (rounded),
   ``s = u > v_th``, ``u = u·(u <= v_th)``, with ``τ`` and ``v_th`` in the tensor's dtype as
   torch takes a Python scalar; no contraction into fused multiply-adds (numba's default).
-  Each neuron's state stays in a register over the T steps.
+  Neurons go in blocks of 512 whose state stays in L1 cache over the T steps.
 - ``pool2``: ``pool2_spikes`` on 0/1 spikes, whose four-term sums are small integers, exact
   in any order.
 
@@ -27,15 +27,15 @@ def _plain(t: torch.Tensor) -> bool:
 
 
 @compiled
-def _lif(cur, tau, v_th, lo, hi, out):
-    """Neurons ``lo:hi`` of ``cur`` ``[T, N]`` into the spikes ``out`` ``[T, N]``."""
-    T = cur.shape[0]
+def _lif(cur, tau, v_th, out):
+    """The currents ``cur`` ``[T, N]`` into the spikes ``out`` ``[T, N]``."""
+    T, N = cur.shape
     one = tau[0] - tau[0] + 1
     zero = one - one
     block = 512
     u = np.empty(block, cur.dtype)
-    for n0 in range(lo, hi, block):
-        n = min(hi, n0 + block) - n0
+    for n0 in range(0, N, block):
+        n = min(N, n0 + block) - n0
         u[:] = 0
         for t in range(T):
             c = cur[t, n0:n0 + n]
@@ -56,16 +56,16 @@ def lif_infer(current: torch.Tensor, tau: float, v_th: float) -> torch.Tensor | 
     cur = current.detach().reshape(current.shape[0], -1).numpy()
     out = np.empty_like(cur)
     t_, v_ = np.array([tau], kind), np.array([v_th], kind)
-    _lif(cur, t_, v_, 0, cur.shape[1], out)
+    _lif(cur, t_, v_, out)
     return torch.from_numpy(out).view(current.shape)
 
 
 @compiled
-def _pool2(x, quarter, lo, hi, out):
-    """Planes ``lo:hi`` of ``x`` ``[P, H, W]`` into ``out`` ``[P, H // 2, W // 2]``."""
-    h2, w2 = out.shape[1], out.shape[2]
+def _pool2(x, quarter, out):
+    """The planes ``x`` ``[P, H, W]`` into ``out`` ``[P, H // 2, W // 2]``."""
+    P, h2, w2 = out.shape
     q = quarter[0]
-    for p in range(lo, hi):
+    for p in range(P):
         for i in range(h2):
             a = x[p, 2 * i]
             b = x[p, 2 * i + 1]
@@ -82,5 +82,5 @@ def pool2(x: torch.Tensor) -> torch.Tensor | None:
     planes = x.detach().reshape(-1, h, w).numpy()
     out = np.empty((planes.shape[0], h // 2, w // 2), planes.dtype)
     q = np.array([0.25], planes.dtype)
-    _pool2(planes, q, 0, planes.shape[0], out)
+    _pool2(planes, q, out)
     return torch.from_numpy(out).view(*x.shape[:-2], h // 2, w // 2)
